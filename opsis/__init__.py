@@ -1,0 +1,44 @@
+"""Opsis: self-hosted image analysis that speaks Amazon Rekognition's API.
+
+The Python API calls the same operation handlers as the HTTP server, in-process, with the same
+model-driven validation::
+
+    from opsis import Opsis
+    opsis = Opsis()
+    opsis.detect_faces("group.jpg")["FaceDetails"]
+    opsis.call("DetectFaces", {"Image": {"S3Object": {"Bucket": "photos", "Name": "a.jpg"}}})
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from opsis.config import Settings
+
+__all__ = ["Opsis", "Settings"]
+__version__ = "0.1.0"
+
+
+class Opsis:
+    """An in-process Rekognition: parameters and results are exactly the API's."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        from opsis.ops.context import Context
+
+        self.ctx = Context.create(settings or Settings.load())
+
+    def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Run a Rekognition operation by name (e.g. "DetectFaces") with its request parameters."""
+        from opsis.api.protocol import service_model
+        from opsis.api.validate import validate_input
+        from opsis.ops.registry import handler_for
+
+        model = service_model().operation_model(operation)
+        validate_input(model.input_shape, params)
+        return dict(handler_for(model.name)(self.ctx, params))
+
+    def detect_faces(self, image: bytes | str | Path, attributes: tuple[str, ...] = ("DEFAULT",)) -> dict[str, Any]:
+        """DetectFaces on image bytes or a JPEG/PNG file path."""
+        data = image if isinstance(image, bytes) else Path(image).read_bytes()
+        return self.call("DetectFaces", {"Image": {"Bytes": data}, "Attributes": list(attributes)})

@@ -1,0 +1,88 @@
+"""The HTTP edge: Starlette app serving Rekognition's wire protocol and an operator health check."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from opsis.api.auth import KeyRing, SignedRequest
+from opsis.api.errors import JSON_11, error_response
+from opsis.api.protocol import operation_for, parse_request, render_response
+from opsis.errors import RequestEntityTooLargeException
+from opsis.ops.context import Context
+from opsis.ops.registry import handler_for
+
+log = logging.getLogger(__name__)
+
+
+class RekognitionApp:
+    """Routes requests to handlers; all blocking work runs off the event loop.
+
+    Model inference goes through one bounded limiter (`inference_workers`), so a burst of heavy
+    requests queues there while health checks and cheap errors are still answered at once.
+    """
+
+    def __init__(self, ctx: Context, keys: KeyRing) -> None:
+        self.ctx = ctx
+        self.keys = keys
+        self.inference = anyio.CapacityLimiter(ctx.settings.inference_workers)
+        self.max_skew = timedelta(seconds=ctx.settings.max_clock_skew_seconds)
+
+    async def rekognition(self, request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        try:
+            body = await self._read_body(request)
+            signed = SignedRequest(
+                method=request.method,
+                path=request.url.path,
+                query=request.url.query,
+                headers=[(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw],
+                body=body,
+            )
+            operation, params = await anyio.to_thread.run_sync(self._authenticate_and_parse, signed)
+            handler = handler_for(operation.name)
+            result = await anyio.to_thread.run_sync(handler, self.ctx, params, limiter=self.inference)
+            payload = render_response(operation, result, self.ctx.settings.validate_responses)
+        except Exception as error:  # noqa: BLE001 - api/errors decides what the caller may see
+            return error_response(error, request_id)
+        return Response(payload, media_type=JSON_11, headers={"x-amzn-RequestId": request_id})
+
+    def _authenticate_and_parse(self, signed: SignedRequest) -> tuple[Any, dict[str, Any]]:
+        self.keys.verify(signed, datetime.now(UTC), self.max_skew)
+        operation = operation_for(dict(signed.headers).get("x-amz-target"))
+        return operation, parse_request(operation, signed.body)
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.ctx.settings.max_request_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise RequestEntityTooLargeException(f"Request body exceeds the {limit}-byte limit")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestEntityTooLargeException(f"Request body exceeds the {limit}-byte limit")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "models": self.ctx.models.loaded()})
+
+
+def create_app(ctx: Context, keys: KeyRing) -> Starlette:
+    """The ASGI application: `POST /` for Rekognition calls, `GET /health` for operators."""
+    app = RekognitionApp(ctx, keys)
+    return Starlette(
+        routes=[
+            Route("/", app.rekognition, methods=["POST"]),
+            Route("/health", app.health, methods=["GET"]),
+        ]
+    )

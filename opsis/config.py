@@ -1,0 +1,72 @@
+"""Settings from command-line flags and OPSIS_* environment variables (flags win)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an operator can configure; built once in `serve`/`main` and passed down."""
+
+    host: str = "127.0.0.1"
+    port: int = 8085
+    data_dir: Path = Path(".opsis")
+    # One access key given directly; keys in <data_dir>/credentials are accepted as well.
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    # An S3-compatible endpoint for Image.S3Object; unset means local buckets under data_dir/buckets.
+    s3_endpoint_url: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_region: str = "us-east-1"
+    # Requests running models at once, and ONNX Runtime threads per request.
+    inference_workers: int = 2
+    model_threads: int = 1
+    face_detector: str = "retinaface-mnet025"
+    # Largest accepted request body: 5 MB of image bytes is ~7 MB once base64-encoded in JSON.
+    max_request_bytes: int = 8 * 1024 * 1024
+    # SigV4 timestamps may differ from the server clock by this much (AWS allows 15 minutes).
+    max_clock_skew_seconds: int = 900
+    # Check every response against botocore's output shape (the test suite turns this on).
+    validate_responses: bool = False
+    log_level: str = "info"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.data_dir / "credentials"
+
+    @property
+    def buckets_dir(self) -> Path:
+        return self.data_dir / "buckets"
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then OPSIS_<FIELD> variables, then non-None keyword overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = environ.get(f"OPSIS_{field.name.upper()}")
+            if raw is not None and raw != "":
+                values[field.name] = _parse(field.type, raw, field.name)
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        settings = replace(cls(), **values)
+        return replace(settings, data_dir=Path(settings.data_dir))
+
+
+def _parse(kind: Any, raw: str, name: str) -> Any:
+    kind = str(kind)
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("bool"):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if kind.startswith("Path"):
+            return Path(raw)
+    except ValueError as error:
+        raise ValueError(f"OPSIS_{name.upper()}={raw!r} is not a valid {kind}") from error
+    return raw

@@ -1,0 +1,32 @@
+"""The one object every operation handler receives: settings, models and storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from opsis.config import Settings
+from opsis.store.base import ObjectSource
+from opsis.store.objects import object_source
+from opsis.vision import registry
+from opsis.vision.cache import ModelCache
+from opsis.vision.runners.base import FaceDetector
+
+
+@dataclass
+class Context:
+    """Built once at start-up (server, CLI or Python API) and passed to every handler."""
+
+    settings: Settings
+    objects: ObjectSource
+    models: ModelCache = field(default_factory=ModelCache)
+
+    @classmethod
+    def create(cls, settings: Settings) -> Context:
+        return cls(settings=settings, objects=object_source(settings))
+
+    def face_detector(self) -> FaceDetector:
+        return registry.face_detector(self.models, self.settings.face_detector, self.settings.model_threads)
+
+    def warm_up(self) -> None:
+        """Load the models now, so the first request does not pay for it."""
+        self.face_detector()
