@@ -22,7 +22,7 @@ def analyze(image: DecodedImage, detector: FaceDetector, max_faces: int = MAX_FA
     (brightness, sharpness) columns, in pixels of the upright image."""
     faces = largest(find_faces(image, detector), max_faces)
     return faces.with_columns(
-        pose=estimate_pose(_landmarks(faces), image.width, image.height),
+        pose=estimate_pose(_landmarks(faces)),
         quality=measure_quality(image.pixels, faces.xyxy),
     )
 

@@ -1,0 +1,3 @@
+from opsis.cli import main
+
+main()

@@ -1,0 +1,118 @@
+"""One live Opsis server per test run, the real boto3 client, and the shared photos."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+REPO = Path(__file__).resolve().parent.parent
+DATA_ROOT = Path(os.environ.get("OPSIS_SHARED_DATA", REPO.parent / "shared" / "data"))
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    data_dir: Path
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.data_dir / "credentials"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"opsis serve exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"opsis serve did not become healthy within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    if not DATA_ROOT.is_dir():
+        pytest.skip(f"shared data not found at {DATA_ROOT} (set OPSIS_SHARED_DATA)")
+    return DATA_ROOT
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """`opsis serve` in a subprocess on a free port, checking its own responses against the model."""
+    data_dir = tmp_path_factory.mktemp("opsis-data")
+    port = free_port()
+    env = {**os.environ, "OPSIS_VALIDATE_RESPONSES": "1", "OPSIS_LOG_LEVEL": "warning"}
+    log_path = data_dir.parent / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "opsis", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, process)
+        yield LiveServer(url=url, data_dir=data_dir)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        sys.stderr.write(log_path.read_text(errors="replace")[-4000:] if process.returncode not in (0, -15) else "")
+
+
+def credentials(server: LiveServer) -> tuple[str, str]:
+    """The key pair the server wrote to <data-dir>/credentials on first start (profile opsis)."""
+    parser = configparser.ConfigParser()
+    parser.read(server.credentials_file)
+    profile = parser["opsis"]
+    return profile["aws_access_key_id"], profile["aws_secret_access_key"]
+
+
+def client(server: LiveServer, **config: Any) -> Any:
+    access_key_id, secret = credentials(server)
+    return boto3.client(
+        "rekognition",
+        endpoint_url=server.url,
+        region_name=REGION,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 1}, **config),
+    )
+
+
+@pytest.fixture(scope="session")
+def rekognition(server: LiveServer) -> Any:
+    """boto3's Rekognition client, signed with the key the server generated on first start."""
+    return client(server)
+
+
+@pytest.fixture(scope="session")
+def unvalidated_rekognition(server: LiveServer) -> Any:
+    """The same client with botocore's own parameter checks off, so the server's are tested."""
+    return client(server, parameter_validation=False)
+
+
+def read(data_root: Path, relative: str) -> bytes:
+    return (data_root / relative).read_bytes()
