@@ -25,7 +25,9 @@ def main() -> None:
 @main.command()
 @click.option("--host", help="Address to bind (env OPSIS_HOST, default 127.0.0.1).")
 @click.option("--port", type=int, help="Port (env OPSIS_PORT, default 8085).")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory (env OPSIS_DATA_DIR, default ./.opsis).")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="Data directory (env OPSIS_DATA_DIR, default ./.opsis)."
+)
 def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     """Serve Rekognition's API over HTTP."""
     import uvicorn
@@ -49,7 +51,9 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
 
 @main.command("detect-faces")
 @click.argument("photo", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--attributes", default="DEFAULT", show_default=True, help="DEFAULT, ALL or attribute names, comma-separated.")
+@click.option(
+    "--attributes", default="DEFAULT", show_default=True, help="DEFAULT, ALL or attribute names, comma-separated."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the exact DetectFaces response as JSON.")
 def detect_faces(photo: Path, attributes: str, as_json: bool) -> None:
     """Find the faces in PHOTO (JPEG or PNG)."""
@@ -63,12 +67,26 @@ def detect_faces(photo: Path, attributes: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(response, indent=2))
     else:
-        Console().print(_faces_table(photo, response))
+        console = Console()
+        # Piped output has no terminal width to fit; do not wrap the table's columns into 80.
+        (console if console.is_terminal else Console(width=160)).print(_faces_table(photo, response))
 
 
 def _faces_table(photo: Path, response: dict[str, Any]) -> Table:
     table = Table(title=f"{len(response['FaceDetails'])} face(s) in {photo.name}")
-    for column in ("#", "Confidence", "Left", "Top", "Width", "Height", "Roll", "Yaw", "Pitch", "Brightness", "Sharpness"):
+    for column in (
+        "#",
+        "Confidence",
+        "Left",
+        "Top",
+        "Width",
+        "Height",
+        "Roll",
+        "Yaw",
+        "Pitch",
+        "Brightness",
+        "Sharpness",
+    ):
         table.add_column(column, justify="right")
     for number, face in enumerate(response["FaceDetails"], start=1):
         box, pose, quality = face["BoundingBox"], face.get("Pose", {}), face.get("Quality", {})

@@ -101,8 +101,3 @@ class InvalidSignatureException(ProtocolError):
 class UnrecognizedClientException(ProtocolError):
     code = "UnrecognizedClientException"
     status = 403
-
-
-class RequestEntityTooLargeException(ProtocolError):
-    code = "RequestEntityTooLargeException"
-    status = 413

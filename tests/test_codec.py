@@ -33,9 +33,7 @@ def test_blob_is_base64_decoded() -> None:
 
 
 def test_base64_roundtrip_through_output_and_input() -> None:
-    liveness = encode_output(
-        output_shape("GetFaceLivenessSessionResults"), {"ReferenceImage": {"Bytes": RAW}}
-    )
+    liveness = encode_output(output_shape("GetFaceLivenessSessionResults"), {"ReferenceImage": {"Bytes": RAW}})
     wire = json.loads(json.dumps(liveness))["ReferenceImage"]["Bytes"]
     assert wire == B64
     assert decode_input(input_shape("DetectFaces"), {"Image": {"Bytes": wire}})["Image"]["Bytes"] == RAW
@@ -112,9 +110,7 @@ def test_decode_does_not_mutate_or_share_containers() -> None:
 @pytest.mark.parametrize(
     ("when", "epoch"),
     [
-        pytest.param(
-            datetime.datetime(2024, 1, 2, 3, 4, 5, 500000, tzinfo=datetime.UTC), 1704164645.5, id="utc"
-        ),
+        pytest.param(datetime.datetime(2024, 1, 2, 3, 4, 5, 500000, tzinfo=datetime.UTC), 1704164645.5, id="utc"),
         pytest.param(datetime.datetime(2024, 1, 2, 3, 4, 5), 1704164645.0, id="naive-is-utc"),
         pytest.param(
             datetime.datetime(2024, 1, 2, 4, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=1))),

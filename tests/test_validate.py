@@ -109,9 +109,7 @@ CASES = [
     pytest.param("IndexFaces", search(MaxFaces=2**31 - 1), None, id="int32-max"),
     pytest.param("IndexFaces", search(MaxFaces=2**31), IPE, id="int32-overflow"),
     pytest.param("CreateCollection", {"CollectionId": "c", "Tags": {"team": "vision"}}, None, id="tags"),
-    pytest.param(
-        "CreateCollection", {"CollectionId": "c", "Tags": {"équipe": "café déjà"}}, None, id="tags-u"
-    ),
+    pytest.param("CreateCollection", {"CollectionId": "c", "Tags": {"équipe": "café déjà"}}, None, id="tags-u"),
     pytest.param("CreateCollection", {"CollectionId": "c", "Tags": {"aws:x": "v"}}, IPE, id="tag-aws-prefix"),
     pytest.param("CreateCollection", {"CollectionId": "c", "Tags": {"k": "tab\there"}}, IPE, id="tag-ctrl"),
     pytest.param("CreateCollection", {"CollectionId": "c", "Tags": {"k": 1}}, IPE, id="tag-int-value"),
@@ -194,8 +192,7 @@ def test_blobs_are_never_echoed() -> None:
         (
             "StartFaceDetection",
             {"Video": {}, "NotificationChannel": {"SNSTopicArn": "arn:aws:sns:x:1:t"}},
-            "Value null at 'notificationChannel.roleArn' failed to satisfy constraint: "
-            "Member must not be null",
+            "Value null at 'notificationChannel.roleArn' failed to satisfy constraint: Member must not be null",
         ),
         (
             "CreateCollection",
@@ -216,8 +213,7 @@ def test_blobs_are_never_echoed() -> None:
         (
             "DeleteFaces",
             {"CollectionId": "c", "FaceIds": []},
-            "Value '[]' at 'faceIds' failed to satisfy constraint: Member must have length greater than or "
-            "equal to 1",
+            "Value '[]' at 'faceIds' failed to satisfy constraint: Member must have length greater than or equal to 1",
         ),
     ],
 )
@@ -303,9 +299,7 @@ def coral_path(shape: Any, keys: tuple[Any, ...]) -> str:
 def pattern_cases() -> Iterator[Any]:
     for operation, baseline in BASELINES.items():
         for keys, shape in patterned_strings(input_shape(operation), baseline, ()):
-            yield pytest.param(
-                operation, keys, bad_value_for(shape), id=f"{operation}-{'.'.join(map(str, keys))}"
-            )
+            yield pytest.param(operation, keys, bad_value_for(shape), id=f"{operation}-{'.'.join(map(str, keys))}")
 
 
 PATTERN_CASES = list(pattern_cases())
@@ -332,9 +326,7 @@ def test_pattern_violation_is_rejected(operation: str, keys: tuple[Any, ...], ba
     assert error.code == IPE
     assert error.message.startswith("1 validation error detected: ")
     path = coral_path(input_shape(operation), keys)
-    assert (
-        f"at '{path}' failed to satisfy constraint: Member must satisfy regular expression" in error.message
-    )
+    assert f"at '{path}' failed to satisfy constraint: Member must satisfy regular expression" in error.message
 
 
 def test_every_model_pattern_compiles() -> None:
@@ -379,14 +371,10 @@ def detect_response(**face: Any) -> dict[str, Any]:
         pytest.param(detect_response(), None, id="valid"),
         pytest.param({}, None, id="empty"),
         pytest.param(detect_response(Confidence=101.0), "'faceDetails.1.member.confidence'", id="percent"),
-        pytest.param(
-            detect_response(Pose={"Roll": 181}), "Member must have value less than or equal", id="deg"
-        ),
+        pytest.param(detect_response(Pose={"Roll": 181}), "Member must have value less than or equal", id="deg"),
         pytest.param(detect_response(Gender={"Value": "Robot"}), "enum value set: [Male, Female]", id="enum"),
         pytest.param(detect_response(Extra=1), "Member must be a known member of FaceDetail", id="unknown"),
-        pytest.param(
-            detect_response(BoundingBox={"Width": "0.5"}), "Member must be of type float", id="type"
-        ),
+        pytest.param(detect_response(BoundingBox={"Width": "0.5"}), "Member must be of type float", id="type"),
         pytest.param(detect_response(Emotions=[None]), "'faceDetails.1.member.emotions.1.member'", id="null"),
     ],
 )

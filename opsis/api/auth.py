@@ -169,7 +169,10 @@ def load_key_ring(settings: Settings) -> KeyRing:
         log.warning(
             "No access keys were configured: created one in %s (profile %r). Use it with "
             "AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=%s",
-            settings.credentials_file, PROFILE, settings.credentials_file, PROFILE,
+            settings.credentials_file,
+            PROFILE,
+            settings.credentials_file,
+            PROFILE,
         )
         keys[access_key_id] = secret
     return KeyRing(keys)

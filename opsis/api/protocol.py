@@ -30,7 +30,7 @@ def operation_for(target: str | None) -> OperationModel:
     try:
         return model.operation_model(target[len(prefix) :])
     except OperationNotFoundError:
-        raise UnknownOperationException(f"Unknown operation {target[len(prefix):]!r}") from None
+        raise UnknownOperationException(f"Unknown operation {target[len(prefix) :]!r}") from None
 
 
 def parse_request(operation: OperationModel, body: bytes) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from opsis.api.auth import KeyRing, SignedRequest
 from opsis.api.errors import JSON_11, error_response
 from opsis.api.protocol import operation_for, parse_request, render_response
-from opsis.errors import RequestEntityTooLargeException
+from opsis.errors import ImageTooLargeException
 from opsis.ops.context import Context
 from opsis.ops.registry import handler_for
 
@@ -51,7 +51,7 @@ class RekognitionApp:
             handler = handler_for(operation.name)
             result = await anyio.to_thread.run_sync(handler, self.ctx, params, limiter=self.inference)
             payload = render_response(operation, result, self.ctx.settings.validate_responses)
-        except Exception as error:  # noqa: BLE001 - api/errors decides what the caller may see
+        except Exception as error:
             return error_response(error, request_id)
         return Response(payload, media_type=JSON_11, headers={"x-amzn-RequestId": request_id})
 
@@ -61,15 +61,19 @@ class RekognitionApp:
         return operation, parse_request(operation, signed.body)
 
     async def _read_body(self, request: Request) -> bytes:
+        """The body, refused once past the limit: only image bytes can make a request that big."""
         limit = self.ctx.settings.max_request_bytes
+        too_large = ImageTooLargeException(
+            f"Request body exceeds {limit} bytes; image bytes are limited to 5 MB (use S3Object for up to 15 MB)"
+        )
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise RequestEntityTooLargeException(f"Request body exceeds the {limit}-byte limit")
+            raise too_large
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise RequestEntityTooLargeException(f"Request body exceeds the {limit}-byte limit")
+                raise too_large
             chunks.append(chunk)
         return b"".join(chunks)
 

@@ -31,17 +31,17 @@ def load_image(ctx: Context, image: dict[str, Any], field: str = "Image") -> Dec
 
 def image_bytes(ctx: Context, image: dict[str, Any], field: str = "Image") -> bytes:
     """The raw bytes of an `Image`, from the request itself or from an object source."""
-    has_bytes, s3_object = "Bytes" in image, image.get("S3Object")
-    if has_bytes == (s3_object is not None):
-        raise InvalidParameterException(f"{field} must contain exactly one of Bytes or S3Object")
-    if has_bytes:
-        data: bytes = image["Bytes"]
+    data: bytes | None = image.get("Bytes")
+    s3_object: dict[str, str] | None = image.get("S3Object")
+    if data is not None and s3_object is None:
         if len(data) > MAX_IMAGE_BYTES:
             raise ImageTooLargeException(
                 f"{field}.Bytes is {len(data)} bytes; the limit for image bytes is {MAX_IMAGE_BYTES}"
             )
         return data
-    bucket, name = s3_object.get("Bucket"), s3_object.get("Name")
-    if not bucket or not name:
-        raise InvalidParameterException(f"{field}.S3Object needs both Bucket and Name")
-    return ctx.objects.get(bucket, name, s3_object.get("Version"), MAX_S3_IMAGE_BYTES)
+    if s3_object is not None and data is None:
+        bucket, name = s3_object.get("Bucket"), s3_object.get("Name")
+        if not bucket or not name:
+            raise InvalidParameterException(f"{field}.S3Object needs both Bucket and Name")
+        return ctx.objects.get(bucket, name, s3_object.get("Version"), MAX_S3_IMAGE_BYTES)
+    raise InvalidParameterException(f"{field} must contain exactly one of Bytes or S3Object")

@@ -14,7 +14,7 @@ Handler = Callable[[Context, dict[str, Any]], Mapping[str, Any]]
 # Keys are the operation names of botocore's Rekognition model; handlers are named by
 # `botocore.xform_name` of them (a test checks both).
 HANDLERS: dict[str, Handler] = {
-    "DetectFaces": faces.detect_faces,  # type: ignore[dict-item]
+    "DetectFaces": faces.detect_faces,
 }
 
 

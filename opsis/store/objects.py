@@ -71,9 +71,7 @@ class S3Objects:
         try:
             head = self._client.head_object(Bucket=bucket, Key=key, **extra)
             if head["ContentLength"] > max_bytes:
-                raise ImageTooLargeException(
-                    f"S3 object is {head['ContentLength']} bytes; the limit is {max_bytes}"
-                )
+                raise ImageTooLargeException(f"S3 object is {head['ContentLength']} bytes; the limit is {max_bytes}")
             body: bytes = self._client.get_object(Bucket=bucket, Key=key, **extra)["Body"].read(max_bytes + 1)
         except (ClientError, BotoCoreError) as error:
             log.info("S3 object %s/%s unreadable: %s", bucket, key, error)

@@ -48,9 +48,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         raise InvalidImageFormatException(f"Image data is corrupt or not a JPEG/PNG ({error})") from error
     width, height = image.size
     if width * height > max_pixels:
-        raise ImageTooLargeException(
-            f"Image dimensions {width}x{height} exceed the {max_pixels}-pixel limit"
-        )
+        raise ImageTooLargeException(f"Image dimensions {width}x{height} exceed the {max_pixels}-pixel limit")
     if width == 0 or height == 0:
         raise InvalidImageFormatException("Image has zero width or height")
     return image

@@ -45,7 +45,8 @@ def estimate_pose(landmarks: NDArray[np.float32]) -> NDArray[np.float32]:
     ratio = (nose[:, 1] - eyes[:, 1]) / drop
     total_height = EYE_HEIGHT + MOUTH_DROP
     pitch = -np.arctan2(total_height * ratio - EYE_HEIGHT, EYE_DEPTH - ratio * (EYE_DEPTH - MOUTH_DEPTH))
-    return np.degrees(np.stack([roll, yaw, pitch], axis=1)).astype(np.float32).reshape(-1, 3)
+    angles: NDArray[np.float32] = np.degrees(np.stack([roll, yaw, pitch], axis=1)).astype(np.float32)
+    return angles.reshape(-1, 3)
 
 
 def _rotate(points: NDArray[np.float64], angles: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -55,4 +56,5 @@ def _rotate(points: NDArray[np.float64], angles: NDArray[np.float64]) -> NDArray
     shifted = points - center
     x = shifted[..., 0] * cos - shifted[..., 1] * sin
     y = shifted[..., 0] * sin + shifted[..., 1] * cos
-    return np.stack([x, y], axis=-1) + center
+    rotated: NDArray[np.float64] = np.stack([x, y], axis=-1) + center
+    return rotated

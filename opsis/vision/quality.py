@@ -15,7 +15,7 @@ SHARPNESS_SCALE = 150.0
 
 def measure_quality(pixels: NDArray[np.uint8], boxes: NDArray[np.float32]) -> NDArray[np.float32]:
     """(n, 2) brightness and sharpness, each 0-100, of the faces in `boxes` (xyxy pixels)."""
-    grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+    grey = np.asarray(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
     return np.array([_quality_of(grey, box) for box in boxes], dtype=np.float32).reshape(-1, 2)
 
 

@@ -77,7 +77,8 @@ class Detections:
     @property
     def area(self) -> NDArray[np.float32]:
         wh = np.clip(self.xyxy[:, 2:] - self.xyxy[:, :2], 0, None)
-        return (wh[:, 0] * wh[:, 1]).astype(np.float32)
+        area: NDArray[np.float32] = (wh[:, 0] * wh[:, 1]).astype(np.float32)
+        return area
 
     def with_columns(self, **columns: NDArray[Any]) -> Detections:
         """A copy with extra (or replaced) per-row data columns."""
@@ -118,4 +119,5 @@ def box_iou(box: NDArray[np.float32], boxes: NDArray[np.float32]) -> NDArray[np.
     inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
     area = np.prod(box[2:] - box[:2])
     areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
-    return (inter / np.maximum(area + areas - inter, 1e-9)).astype(np.float32)
+    overlap: NDArray[np.float32] = (inter / np.maximum(area + areas - inter, 1e-9)).astype(np.float32)
+    return overlap

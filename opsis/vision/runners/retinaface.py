@@ -63,7 +63,7 @@ def _to_tensor(pixels: NDArray[np.uint8], scale: float) -> NDArray[np.float32]:
     """NCHW float BGR minus mean, zero-padded (i.e. mean-grey) to a multiple of 32."""
     if scale < 1.0:
         size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
-        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+        pixels = np.asarray(cv2.resize(pixels, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
     height, width = pixels.shape[:2]
     padded = np.zeros((1, 3, _ceil32(height), _ceil32(width)), np.float32)
     bgr = pixels[:, :, ::-1].astype(np.float32) - BGR_MEAN
