@@ -7,9 +7,9 @@ Measures, and prints as tables:
 2. requests/s with 4 concurrent clients (threads, one boto3 client each) on the one-face photo;
 3. recall, precision and AP per official WIDER setting (easy/medium/hard) on `faces/crowd/wider`,
    as DetectFaces answers (100 largest faces) and uncapped, hard recall by face height, and
-   precision/recall per score threshold. Matching: detections by descending score, each to the
-   unmatched "care" box of highest IoU >= 0.5 (TP), else ignored if IoU >= 0.5 with a "don't
-   care" box, else FP. AP is the VOC/WIDER all-point area under the PR curve over all images;
+   precision/recall per score threshold. Matching: detections by descending score, each to the box
+   of highest IoU >= 0.5 among unmatched "care" boxes and all "don't care" ones: TP on a care box,
+   ignored on a don't-care box, else FP. AP: all-point area under the PR curve over all images;
 4. `uptime` at start and end, and the ONNX Runtime threads / inference workers used.
 """
 
@@ -83,11 +83,6 @@ def one_face_jpeg(data: Path) -> bytes:
     return out.getvalue()
 
 
-def crowd_path(truth: dict[str, list[list[float]]]) -> str:
-    """The WIDER photo with the most ground-truth boxes."""
-    return max(truth, key=lambda path: len(truth[path]))
-
-
 @contextmanager
 def server(settings: Settings) -> Iterator[tuple[str, Path]]:
     """`opsis serve` on a free port; yields its URL and credentials file, stops it on exit."""
@@ -95,11 +90,19 @@ def server(settings: Settings) -> Iterator[tuple[str, Path]]:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
     with tempfile.TemporaryDirectory(prefix="opsis-bench-") as tmp:
-        env = {**os.environ, "OPSIS_LOG_LEVEL": "warning", "OPSIS_MODEL_THREADS": str(settings.model_threads),
-               "OPSIS_INFERENCE_WORKERS": str(settings.inference_workers)}
+        env = {
+            **os.environ,
+            "OPSIS_LOG_LEVEL": "warning",
+            "OPSIS_MODEL_THREADS": str(settings.model_threads),
+            "OPSIS_INFERENCE_WORKERS": str(settings.inference_workers),
+        }
         with (Path(tmp) / "server.log").open("wb") as log:
-            process = subprocess.Popen([sys.executable, "-m", "opsis", "serve", "--port", str(port),
-                                        "--data-dir", f"{tmp}/data"], env=env, stdout=log, stderr=log)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "opsis", "serve", "--port", str(port), "--data-dir", f"{tmp}/data"],
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
         url = f"http://127.0.0.1:{port}"
         try:
             wait_healthy(url, process, Path(tmp) / "server.log")
@@ -129,8 +132,13 @@ def client(url: str, credentials: Path) -> Any:
     profile.read(credentials)
     keys = profile["opsis"]
     return boto3.session.Session().client(
-        "rekognition", endpoint_url=url, region_name="us-east-1", aws_access_key_id=keys["aws_access_key_id"],
-        aws_secret_access_key=keys["aws_secret_access_key"], config=Config(retries={"max_attempts": 1}))
+        "rekognition",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=keys["aws_access_key_id"],
+        aws_secret_access_key=keys["aws_secret_access_key"],
+        config=Config(retries={"max_attempts": 1}),
+    )
 
 
 def throughput(url: str, credentials: Path, photo: bytes, clients: int, seconds: float) -> list[str]:
@@ -154,8 +162,14 @@ def throughput(url: str, credentials: Path, photo: bytes, clients: int, seconds:
         list(pool.map(loop, rekognitions))
     elapsed = time.perf_counter() - began
     kinds = ", ".join(sorted(set(errors))) or "-"
-    return [str(clients), f"{elapsed:.1f}", str(len(times)), f"{len(errors)} ({kinds})",
-            f"{len(times) / elapsed:.2f}", percentiles(times) if times else "-"]
+    return [
+        str(clients),
+        f"{elapsed:.1f}",
+        str(len(times)),
+        f"{len(errors)} ({kinds})",
+        f"{len(times) / elapsed:.2f}",
+        percentiles(times) if times else "-",
+    ]
 
 
 def latency_rows(photos: dict[str, tuple[bytes, int]], settings: Settings, http: Any) -> list[list[str]]:
@@ -168,8 +182,17 @@ def latency_rows(photos: dict[str, tuple[bytes, int]], settings: Settings, http:
         model = timed(partial(analyze, image, detector), count)
         end_to_end = timed(partial(http.detect_faces, Image={"Bytes": photo}), count) if http else []
         http_ms = percentiles(end_to_end) if end_to_end else "skipped"
-        rows.append([name, f"{image.width}x{image.height}", str(faces), str(count), http_ms,
-                     percentiles(model), percentiles(decode)])
+        rows.append(
+            [
+                name,
+                f"{image.width}x{image.height}",
+                str(faces),
+                str(count),
+                http_ms,
+                percentiles(model),
+                percentiles(decode),
+            ]
+        )
     return rows
 
 
@@ -182,12 +205,11 @@ def match(gt: NDArray[np.float32], care: NDArray[np.bool_], dets: Detections) ->
     outcome = np.zeros(len(order), np.int8)
     for rank, index in enumerate(order):
         iou = box_iou(dets.xyxy[index], boxes) if len(gt) else np.zeros(0, np.float32)
-        open_care = np.where(care & ~found, iou, -1.0)
-        best = int(np.argmax(open_care)) if len(gt) else -1
-        if best >= 0 and open_care[best] >= IOU:
-            found[best], outcome[rank] = True, 1
-        elif np.any(iou[~care] >= IOU):
-            outcome[rank] = -1
+        candidates = np.where(~care | ~found, iou, -1.0)  # a care box is matched at most once
+        best = int(np.argmax(candidates)) if len(gt) else -1
+        if best >= 0 and candidates[best] >= IOU:
+            found[best] = care[best]
+            outcome[rank] = 1 if care[best] else -1
     return dets.confidence[order], outcome, found
 
 
@@ -198,8 +220,13 @@ def evaluate(samples: list[Sample], level: str) -> dict[str, Any]:
     score, outcome, found = (np.concatenate(column) for column in zip(*parts, strict=True))
     positives = int(np.concatenate(cares).sum())
     tp, fp = int((outcome == 1).sum()), int((outcome == 0).sum())
-    return {"gt": positives, "recall": tp / max(positives, 1), "precision": tp / max(tp + fp, 1),
-            "ap": average_precision(score, outcome, positives), "found": found}
+    return {
+        "gt": positives,
+        "recall": tp / max(positives, 1),
+        "precision": tp / max(tp + fp, 1),
+        "ap": average_precision(score, outcome, positives),
+        "found": found,
+    }
 
 
 def average_precision(score: NDArray[Any], outcome: NDArray[Any], positives: int) -> float:
@@ -237,8 +264,12 @@ def above(samples: list[Sample], threshold: float, capped: bool) -> list[Sample]
 def quality_tables(variants: dict[str, list[Sample]]) -> list[Table]:
     sweep = variants["sweep"]
     columns = [f"{c} {m}" for c in ("cap100", "uncapped") for m in ("recall", "precision", "AP")]
-    headline = Table("setting", "gt boxes", *columns, title=f"WIDER FACE subset ({len(sweep)} photos), "
-                     f"threshold 0.5; AP over detections >= {CANDIDATE_SCORE}")
+    headline = Table(
+        "setting",
+        "gt boxes",
+        *columns,
+        title=f"WIDER FACE subset ({len(sweep)} photos), threshold 0.5; AP over detections >= {CANDIDATE_SCORE}",
+    )
     for level in LEVELS:
         cells = [str(evaluate(variants["capped"], level)["gt"])]
         for key, capped in (("capped", True), ("uncapped", False)):
@@ -253,12 +284,18 @@ def band_table(variants: dict[str, list[Sample]]) -> Table:
     heights = np.concatenate([gt[:, 3] for gt, _ in variants["capped"]])
     hard = np.concatenate([gt[:, LEVELS["hard"]] > 0 for gt, _ in variants["capped"]])
     found = {key: evaluate(variants[key], "hard")["found"] for key in ("capped", "uncapped")}
-    table = Table("face height", "hard boxes", "recall cap100", "recall uncapped",
-                  title="Recall on 'hard' boxes by face height (threshold 0.5)")
+    table = Table(
+        "face height",
+        "hard boxes",
+        "recall cap100",
+        "recall uncapped",
+        title="Recall on 'hard' boxes by face height (threshold 0.5)",
+    )
     for name, low, high in BANDS:
         band = hard & (heights >= low) & (heights < high)
-        table.add_row(name, str(int(band.sum())),
-                      *(f"{found[key][band].mean():.3f}" if band.any() else "-" for key in found))
+        table.add_row(
+            name, str(int(band.sum())), *(f"{found[key][band].mean():.3f}" if band.any() else "-" for key in found)
+        )
     return table
 
 
@@ -282,12 +319,23 @@ def uptime() -> str:
 
 def speed_tables(args: argparse.Namespace, data: Path, settings: Settings, crowd: str) -> list[Table]:
     counts = (10, 5) if args.quick else (args.n_one_face, args.n_crowd)
-    photos = {"one face 640x480": (one_face_jpeg(data), counts[0]),
-              f"crowd {Path(crowd).name[:28]}": ((data / crowd).read_bytes(), counts[1])}
-    latency = Table("photo", "size", "faces", "N", "HTTP p50 / p95 ms", "model p50 / p95 ms",
-                    "decode p50 / p95 ms", title="DetectFaces latency (sequential, after warm-up)")
-    load = Table("clients", "seconds", "ok", "errors", "req/s", "p50 / p95 ms",
-                 title="DetectFaces throughput, one-face photo")
+    photos = {
+        "one face 640x480": (one_face_jpeg(data), counts[0]),
+        f"crowd {Path(crowd).name[:28]}": ((data / crowd).read_bytes(), counts[1]),
+    }
+    latency = Table(
+        "photo",
+        "size",
+        "faces",
+        "N",
+        "HTTP p50 / p95 ms",
+        "model p50 / p95 ms",
+        "decode p50 / p95 ms",
+        title="DetectFaces latency (sequential, after warm-up)",
+    )
+    load = Table(
+        "clients", "seconds", "ok", "errors", "req/s", "p50 / p95 ms", title="DetectFaces throughput, one-face photo"
+    )
     with ExitStack() as stack:
         running = None if args.skip_http else stack.enter_context(server(settings))
         for row in latency_rows(photos, settings, client(*running) if running else None):
@@ -301,8 +349,9 @@ def speed_tables(args: argparse.Namespace, data: Path, settings: Settings, crowd
 
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("OPSIS_SHARED_DATA",
-                                                                         REPO.parent / "shared" / "data")))
+    parser.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("OPSIS_SHARED_DATA", REPO.parent / "shared" / "data"))
+    )
     parser.add_argument("--quick", action="store_true", help="fewer iterations, 5 s load, 30 WIDER photos")
     parser.add_argument("--skip-http", action="store_true", help="no server: model and decode timings only")
     parser.add_argument("--model-threads", type=int, help="ONNX Runtime intra-op threads per request")
@@ -318,18 +367,23 @@ def main() -> None:
     args = parse()
     data = args.data.resolve()
     if not (data / WIDER / "gt.json").is_file() or not (data / ONE_FACE).is_file():
-        sys.exit(f"shared data not found at {data} (pass --data or set OPSIS_SHARED_DATA); nothing measured")
+        console.print(f"Skipped: shared data not found at {data} (pass --data or set OPSIS_SHARED_DATA).")
+        return
     settings = Settings.load(model_threads=args.model_threads, inference_workers=args.workers)
     began, load_before = time.perf_counter(), uptime()
     truth = json.loads((data / WIDER / "gt.json").read_text())
-    tables = speed_tables(args, data, settings, crowd_path(truth))
+    tables = speed_tables(args, data, settings, max(truth, key=lambda path: len(truth[path])))
     tables += quality_tables(wider_samples(data, truth, 30 if args.quick else len(truth), settings.model_threads))
     env = Table("", "value", title="Machine and settings")
-    for name, value in (("cores", str(os.cpu_count())), ("onnxruntime", onnxruntime.__version__),
-                        ("model_threads (ORT intra-op)", str(settings.model_threads)),
-                        ("inference_workers", str(settings.inference_workers)),
-                        ("uptime at start", load_before), ("uptime at end", uptime()),
-                        ("total run time", f"{time.perf_counter() - began:.0f} s")):
+    for name, value in (
+        ("cores", str(os.cpu_count())),
+        ("onnxruntime", onnxruntime.__version__),
+        ("model_threads (ORT intra-op)", str(settings.model_threads)),
+        ("inference_workers", str(settings.inference_workers)),
+        ("uptime at start", load_before),
+        ("uptime at end", uptime()),
+        ("total run time", f"{time.perf_counter() - began:.0f} s"),
+    ):
         env.add_row(name, value)
     for table in [env, *tables]:
         console.print(table)

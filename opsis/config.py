@@ -26,7 +26,7 @@ class Settings:
     s3_region: str = "us-east-1"
     # Requests running models at once, and ONNX Runtime threads per request.
     inference_workers: int = 2
-    model_threads: int = 1
+    model_threads: int = 2
     face_detector: str = "retinaface-mnet025"
     # Largest accepted request body: 5 MB of image bytes is ~7 MB once base64-encoded in JSON.
     max_request_bytes: int = 8 * 1024 * 1024

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from opsis.vision.pose import estimate_pose
@@ -15,6 +16,10 @@ MAX_FACES = 100
 # trained on whole scenes, misses it; a retry on the crop padded with its own border finds it.
 PADDED_RETRY_MAX_SIDE = 400
 PADDING_RATIO = 0.35
+# The detector's largest anchors are 512 px; faces well beyond them come out loosely placed, so
+# images holding one are looked at again at half scale, where such a face fits the anchors.
+LARGE_FACE_SIDE = 450.0
+FACE_NMS_IOU = 0.4
 
 
 def analyze(image: DecodedImage, detector: FaceDetector, max_faces: int = MAX_FACES) -> Detections:
@@ -28,20 +33,33 @@ def analyze(image: DecodedImage, detector: FaceDetector, max_faces: int = MAX_FA
 
 
 def find_faces(image: DecodedImage, detector: FaceDetector) -> Detections:
-    """Detected faces, retrying small images with a padded border when nothing is found."""
+    """Detected faces, with a second look at a coarser scale when a face is too big for the
+    detector's anchors, and a retry of small images with a padded border when nothing is found."""
     faces = detector.detect(image.pixels)
+    if len(faces) and _longest_side(faces) > LARGE_FACE_SIDE:
+        coarse = _detect_scaled(detector, image.pixels, 0.5)
+        return Detections.merge([faces, coarse]).nms(FACE_NMS_IOU)
     if len(faces) or max(image.width, image.height) > PADDED_RETRY_MAX_SIDE:
         return faces
     pad = round(PADDING_RATIO * max(image.width, image.height))
     padded = np.pad(image.pixels, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-    found = detector.detect(padded)
-    shifted = Detections(
-        found.xyxy - pad,
-        found.confidence,
-        None if found.landmarks is None else found.landmarks - pad,
-        found.data,
-    )
-    return shifted
+    return _shifted(detector.detect(padded), -pad)
+
+
+def _longest_side(faces: Detections) -> float:
+    return float((faces.xyxy[:, 2:] - faces.xyxy[:, :2]).max())
+
+
+def _detect_scaled(detector: FaceDetector, pixels: np.ndarray, scale: float) -> Detections:
+    size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
+    found = detector.detect(np.asarray(cv2.resize(pixels, size, interpolation=cv2.INTER_AREA), dtype=np.uint8))
+    landmarks = None if found.landmarks is None else found.landmarks / scale
+    return Detections(found.xyxy / scale, found.confidence, landmarks, found.data)
+
+
+def _shifted(found: Detections, offset: float) -> Detections:
+    landmarks = None if found.landmarks is None else found.landmarks + offset
+    return Detections(found.xyxy + offset, found.confidence, landmarks, found.data)
 
 
 def largest(faces: Detections, count: int) -> Detections:

@@ -65,10 +65,11 @@ def _to_tensor(pixels: NDArray[np.uint8], scale: float) -> NDArray[np.float32]:
         size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
         pixels = np.asarray(cv2.resize(pixels, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
     height, width = pixels.shape[:2]
-    padded = np.zeros((1, 3, _ceil32(height), _ceil32(width)), np.float32)
-    bgr = pixels[:, :, ::-1].astype(np.float32) - BGR_MEAN
-    padded[0, :, :height, :width] = bgr.transpose(2, 0, 1)
-    return padded
+    tensor = np.zeros((1, 3, _ceil32(height), _ceil32(width)), np.float32)
+    # One strided pass per channel: RGB -> BGR, uint8 -> float and mean subtraction at once.
+    for channel, (source, mean) in enumerate(zip((2, 1, 0), BGR_MEAN, strict=True)):
+        np.subtract(pixels[:, :, source], mean, out=tensor[0, channel, :height, :width], casting="unsafe")
+    return tensor
 
 
 def _ceil32(size: int) -> int:
