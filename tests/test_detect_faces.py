@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import LiveServer, read
+from tests.conftest import LiveServer, client, read
 
 OBAMA = "faces/identities/face_recognition/images/obama/obama-480p.jpg"
 ASTRONAUT = "misc/astronaut.png"
@@ -184,3 +185,13 @@ def test_s3_object_in_a_local_bucket_gives_the_same_faces_as_bytes(
 def test_attributes_all_still_returns_the_default_fields(rekognition: Any, data_root: Path) -> None:
     face = detect(rekognition, read(data_root, OBAMA), Attributes=["ALL"])[0]
     assert {"BoundingBox", "Confidence", "Landmarks", "Pose", "Quality"} <= set(face)
+
+
+def test_concurrent_requests_all_get_the_same_answer(server: LiveServer, data_root: Path) -> None:
+    """Eight clients at once through the bounded inference pool; models are shared safely."""
+    photos = [read(data_root, OBAMA), read(data_root, "faces/identities/face_recognition/images/multi/two_people.jpg")]
+    clients = [client(server) for _ in range(8)]
+    expected = [detect(clients[0], photo) for photo in photos]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda n: detect(clients[n], photos[n % 2]), range(8)))
+    assert all(answer == expected[n % 2] for n, answer in enumerate(answers))

@@ -169,9 +169,9 @@ def load_key_ring(settings: Settings) -> KeyRing:
         log.warning(
             "No access keys were configured: created one in %s (profile %r). Use it with "
             "AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=%s",
-            settings.credentials_file,
+            settings.credentials_file.resolve(),
             PROFILE,
-            settings.credentials_file,
+            settings.credentials_file.resolve(),
             PROFILE,
         )
         keys[access_key_id] = secret
