@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
+from botocore.model import OperationModel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -55,7 +56,7 @@ class RekognitionApp:
             return error_response(error, request_id)
         return Response(payload, media_type=JSON_11, headers={"x-amzn-RequestId": request_id})
 
-    def _authenticate_and_parse(self, signed: SignedRequest) -> tuple[Any, dict[str, Any]]:
+    def _authenticate_and_parse(self, signed: SignedRequest) -> tuple[OperationModel, dict[str, Any]]:
         self.keys.verify(signed, datetime.now(UTC), self.max_skew)
         operation = operation_for(dict(signed.headers).get("x-amz-target"))
         return operation, parse_request(operation, signed.body)

@@ -238,7 +238,9 @@ def build_model(layers: list[Layer | None]) -> onnx.ModelProto:
                 raise ValueError(f"input size {ints['nr']}x{ints['nc']}, expected {CHIP_SIZE}")
             mean = graph.const("rgb_mean", arrays["mean"].reshape(1, 3, 1, 1))
             centred = graph.node("Sub", [current, mean], graph.shapes[current])
-            current = graph.node("Mul", [centred, graph.const("inv_256", np.array(1 / 256, np.float32))], (3, height, width))
+            current = graph.node(
+                "Mul", [centred, graph.const("inv_256", np.array(1 / 256, np.float32))], (3, height, width)
+            )
         elif kind == "con_4":
             weight = arrays["weight"]
             if weight.shape[1] != channels:
@@ -246,11 +248,17 @@ def build_model(layers: list[Layer | None]) -> onnx.ModelProto:
             py, px, sy, sx = ints["padding_y"], ints["padding_x"], ints["stride_y"], ints["stride_x"]
             shape = (ints["filters"], _pooled(height, ints["nr"], sy, py), _pooled(width, ints["nc"], sx, px))
             inputs = [current, graph.const(f"con{index}_w", weight), graph.const(f"con{index}_b", arrays["bias"])]
-            current = graph.node("Conv", inputs, shape, kernel_shape=[ints["nr"], ints["nc"]], strides=[sy, sx], pads=[py, px, py, px])
+            current = graph.node(
+                "Conv", inputs, shape, kernel_shape=[ints["nr"], ints["nc"]], strides=[sy, sx], pads=[py, px, py, px]
+            )
         elif kind == "affine_":
             scale = graph.const(f"affine{index}_scale", arrays["scale"].reshape(1, -1, 1, 1))
             shift = graph.const(f"affine{index}_shift", arrays["shift"].reshape(1, -1, 1, 1))
-            current = graph.node("Add", [graph.node("Mul", [current, scale], (channels, height, width)), shift], (channels, height, width))
+            current = graph.node(
+                "Add",
+                [graph.node("Mul", [current, scale], (channels, height, width)), shift],
+                (channels, height, width),
+            )
         elif kind == "relu_":
             current = graph.node("Relu", [current], (channels, height, width))
         elif kind in ("max_pool_2", "avg_pool_2"):
@@ -267,7 +275,9 @@ def build_model(layers: list[Layer | None]) -> onnx.ModelProto:
             current = graph.node("Add", [graph.pad_to(current, shape), graph.pad_to(other, shape)], shape)
         elif kind == "fc_2":
             flat = graph.node("Flatten", [current], (channels * height * width, 1, 1), axis=1)
-            current = graph.node("MatMul", [flat, graph.const("fc_w", arrays["weight"])], (arrays["weight"].shape[1], 1, 1))
+            current = graph.node(
+                "MatMul", [flat, graph.const("fc_w", arrays["weight"])], (arrays["weight"].shape[1], 1, 1)
+            )
     graph.nodes[-1].output[0] = OUTPUT_NAME
     outputs = graph.shapes[current][0]
     onnx_graph = helper.make_graph(
