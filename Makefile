@@ -32,6 +32,7 @@ $(VENV)/.runtime: requirements/lock.txt pyproject.toml | $(PY)
 	$(PIP) install --no-deps -r requirements/lock.txt
 	$(PIP) install --no-deps -e .
 	$(PY) -c "import cv2, onnxruntime, retinaface.weights; print('cv2', cv2.__version__)"
+	$(VENV)/bin/opsis prepare-models
 	touch $@
 
 $(VENV)/.dev: requirements/dev.txt $(VENV)/.runtime

@@ -30,9 +30,9 @@ class Opsis:
 
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """Run a Rekognition operation by name (e.g. "DetectFaces") with its request parameters."""
-        from opsis.api.protocol import service_model
         from opsis.api.validate import validate_input
         from opsis.ops.registry import handler_for
+        from opsis.service_model import service_model
 
         model = service_model().operation_model(operation)
         validate_input(model.input_shape, params)

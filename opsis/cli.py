@@ -49,6 +49,16 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     uvicorn.run(create_app(ctx, keys), host=settings.host, port=settings.port, log_level=settings.log_level)
 
 
+@main.command("prepare-models")
+def prepare_models() -> None:
+    """Load every model once, converting package weights to ONNX into the model cache (offline)."""
+    from opsis.ops.context import Context
+
+    settings = Settings.load()
+    Context.create(settings).warm_up()
+    click.echo(f"Models ready; converted files cached in {settings.model_cache_dir}")
+
+
 @main.command("detect-faces")
 @click.argument("photo", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(

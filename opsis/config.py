@@ -28,6 +28,9 @@ class Settings:
     inference_workers: int = 2
     model_threads: int = 2
     face_detector: str = "retinaface-mnet025"
+    face_embedder: str = "dlib-resnet29"
+    # Where models converted from their packages' formats (e.g. dlib's .dat to ONNX) are cached.
+    model_cache_dir: Path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "opsis" / "models"
     # Largest accepted request body: 5 MB of image bytes is ~7 MB once base64-encoded in JSON.
     max_request_bytes: int = 8 * 1024 * 1024
     # SigV4 timestamps may differ from the server clock by this much (AWS allows 15 minutes).

@@ -63,6 +63,26 @@ class ThrottlingException(OpsisError):
     code = "ThrottlingException"
 
 
+class ConflictException(OpsisError):
+    """The request conflicts with the resource's state (e.g. CreateUser for an existing user)."""
+
+    code = "ConflictException"
+
+
+class IdempotentParameterMismatchException(OpsisError):
+    """A ClientRequestToken was reused with different parameters."""
+
+    code = "IdempotentParameterMismatchException"
+
+
+class InvalidPaginationTokenException(OpsisError):
+    code = "InvalidPaginationTokenException"
+
+
+class ServiceQuotaExceededException(OpsisError):
+    code = "ServiceQuotaExceededException"
+
+
 # --- protocol-level errors every AWS JSON 1.1 service answers with --------------------------------
 
 

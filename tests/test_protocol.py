@@ -19,9 +19,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from opsis.api.protocol import service_model
 from opsis.errors import OpsisError, ProtocolError
 from opsis.ops.registry import HANDLERS
+from opsis.service_model import service_model
 from tests.conftest import REGION, LiveServer, credentials
 
 JSON_11 = "application/x-amz-json-1.1"

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from functools import cache
 from typing import Any
 
-import botocore.session
-from botocore.model import OperationModel, OperationNotFoundError, ServiceModel
+from botocore.model import OperationModel, OperationNotFoundError
 
 from opsis.api.codec import decode_input, encode_output
 from opsis.api.validate import validate_input, validate_output
 from opsis.errors import InternalServerError, SerializationException, UnknownOperationException
-
-
-@cache
-def service_model() -> ServiceModel:
-    """botocore's own Rekognition model: the source of every shape and constraint."""
-    return botocore.session.get_session().get_service_model("rekognition")
+from opsis.service_model import service_model
 
 
 def operation_for(target: str | None) -> OperationModel:

@@ -9,7 +9,8 @@ from opsis.store.base import ObjectSource
 from opsis.store.objects import object_source
 from opsis.vision import registry
 from opsis.vision.cache import ModelCache
-from opsis.vision.runners.base import FaceDetector
+from opsis.vision.runners.base import FaceDetector, FaceEmbedder
+from opsis.vision.similarity import SimilarityScale, similarity_scale
 
 
 @dataclass
@@ -27,6 +28,17 @@ class Context:
     def face_detector(self) -> FaceDetector:
         return registry.face_detector(self.models, self.settings.face_detector, self.settings.model_threads)
 
+    def face_embedder(self) -> FaceEmbedder:
+        settings = self.settings
+        return registry.face_embedder(
+            self.models, settings.face_embedder, settings.model_threads, settings.model_cache_dir
+        )
+
+    def similarity(self, model_version: str) -> SimilarityScale:
+        """Distance -> Similarity for vectors of this embedding model version."""
+        return similarity_scale(model_version)
+
     def warm_up(self) -> None:
         """Load the models now, so the first request does not pay for it."""
         self.face_detector()
+        self.face_embedder()

@@ -1,16 +1,23 @@
-"""Face operations on single images: DetectFaces (CompareFaces joins with the identity issue)."""
+"""Face operations on single images: DetectFaces and CompareFaces."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from opsis.errors import InvalidParameterException
 from opsis.ops.context import Context
 from opsis.ops.images import load_image
-from opsis.ops.shapes import face_detail
-from opsis.vision.faces import analyze
+from opsis.ops.quality_filter import quality_reasons
+from opsis.ops.shapes import compared_face, face_detail
+from opsis.vision.faces import analyze, embed_faces
+from opsis.vision.types import DecodedImage, Detections
 
 if TYPE_CHECKING:
-    from mypy_boto3_rekognition.type_defs import DetectFacesResponseTypeDef
+    from mypy_boto3_rekognition.type_defs import CompareFacesResponseTypeDef, DetectFacesResponseTypeDef
+
+DEFAULT_SIMILARITY_THRESHOLD = 80.0
 
 
 def detect_faces(ctx: Context, params: dict[str, Any]) -> DetectFacesResponseTypeDef:
@@ -26,3 +33,47 @@ def detect_faces(ctx: Context, params: dict[str, Any]) -> DetectFacesResponseTyp
     faces = analyze(image, ctx.face_detector())
     details = [face_detail(faces, row, image.width, image.height) for row in range(len(faces))]
     return {"FaceDetails": details}  # type: ignore[typeddict-item]
+
+
+def compare_faces(ctx: Context, params: dict[str, Any]) -> CompareFacesResponseTypeDef:
+    """CompareFaces: the largest face of the source image against up to 100 target faces.
+
+    Faces below `QualityFilter` (default NONE) are left out of the comparison altogether.
+    `FaceMatches` (similarity at least `SimilarityThreshold`, default 80) come most similar first;
+    the other target faces are `UnmatchedFaces`.
+    """
+    level = params.get("QualityFilter", "NONE")
+    source_image = load_image(ctx, params["SourceImage"], "SourceImage")
+    target_image = load_image(ctx, params["TargetImage"], "TargetImage")
+    source = _usable_faces(ctx, source_image, level, "source")[:1]
+    targets = _usable_faces(ctx, target_image, level, "target")
+    embedder = ctx.face_embedder()
+    source_vector = embed_faces(source_image, source, embedder).data["embedding"][0]
+    target_vectors = embed_faces(target_image, targets, embedder).data["embedding"]
+    distances = np.linalg.norm(target_vectors - source_vector, axis=1)
+    similarities = ctx.similarity(embedder.version).similarity(distances)
+    threshold = params.get("SimilarityThreshold", DEFAULT_SIMILARITY_THRESHOLD)
+    order = np.argsort(-similarities, kind="stable")
+    size = (target_image.width, target_image.height)
+    return {
+        "SourceImageFace": {
+            "BoundingBox": face_detail(source, 0, source_image.width, source_image.height)["BoundingBox"],
+            "Confidence": float(source.confidence[0]) * 100.0,
+        },
+        "FaceMatches": [
+            {"Similarity": float(similarities[row]), "Face": compared_face(targets, row, *size)}
+            for row in order
+            if similarities[row] >= threshold
+        ],
+        "UnmatchedFaces": [compared_face(targets, row, *size) for row in order if similarities[row] < threshold],
+    }  # type: ignore[typeddict-item]
+
+
+def _usable_faces(ctx: Context, image: DecodedImage, level: str, which: str) -> Detections:
+    """The image's faces that pass the quality filter, largest first; at least one, or an error."""
+    faces = analyze(image, ctx.face_detector())
+    passing = np.array([not reasons for reasons in quality_reasons(faces, level)], dtype=bool)
+    if not passing.any():
+        qualifier = "" if len(faces) == 0 else f" that passes QualityFilter {level}"
+        raise InvalidParameterException(f"There are no faces in the {which} image{qualifier}")
+    return faces[passing]

@@ -14,6 +14,7 @@ Handler = Callable[[Context, dict[str, Any]], Mapping[str, Any]]
 # Keys are the operation names of botocore's Rekognition model; handlers are named by
 # `botocore.xform_name` of them (a test checks both).
 HANDLERS: dict[str, Handler] = {
+    "CompareFaces": faces.compare_faces,
     "DetectFaces": faces.detect_faces,
 }
 

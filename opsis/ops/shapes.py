@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
+from opsis.service_model import shape_members
 from opsis.vision.types import Detections
 
 if TYPE_CHECKING:
     from mypy_boto3_rekognition.type_defs import (
         BoundingBoxTypeDef,
+        ComparedFaceTypeDef,
         FaceDetailTypeDef,
         ImageQualityTypeDef,
         LandmarkTypeDef,
@@ -63,3 +65,10 @@ def face_detail(faces: Detections, row: int, width: int, height: int) -> FaceDet
     if "quality" in faces.data:
         detail["Quality"] = quality(faces.data["quality"][row])
     return detail
+
+
+def compared_face(faces: Detections, row: int, width: int, height: int) -> ComparedFaceTypeDef:
+    """A `ComparedFace` (CompareFaces): the fields of the face's detail that the shape has."""
+    members = shape_members("ComparedFace")
+    detail = face_detail(faces, row, width, height)
+    return {key: value for key, value in detail.items() if key in members}  # type: ignore[return-value]

@@ -1,8 +1,19 @@
-"""What the rest of Opsis asks of storage, in its own terms; backends implement these."""
+"""What the rest of Opsis asks of storage, in its own terms; backends implement these Protocols.
+
+Nothing outside `opsis.store` knows which backend runs. Backends raise `opsis.errors` types
+(ResourceNotFoundException, ResourceAlreadyExistsException, ConflictException, ...), never their
+driver's errors, and keep their transactions inside: a method that returns has committed durably.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
 
 
 class ObjectSource(Protocol):
@@ -12,3 +23,146 @@ class ObjectSource(Protocol):
         """The object's bytes. Raises InvalidS3ObjectException when it cannot be read and
         ImageTooLargeException when it is larger than `max_bytes`."""
         ...
+
+
+@dataclass(frozen=True)
+class Collection:
+    collection_id: str
+    face_model_version: str  # every vector in the collection comes from this model
+    created_at: datetime
+    face_count: int
+    user_count: int
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NewFace:
+    """A face to index: its vector and the metadata Rekognition returns for it. No pixels."""
+
+    image_id: str
+    external_image_id: str | None
+    bounding_box: tuple[float, float, float, float]  # Width, Height, Left, Top as image ratios
+    confidence: float  # 0-100
+    vector: NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Face:
+    face_id: str
+    image_id: str
+    external_image_id: str | None
+    bounding_box: tuple[float, float, float, float]  # Width, Height, Left, Top
+    confidence: float
+    user_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    face_count: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A stored face near a query vector; `distance` is Euclidean (L2) in embedding space."""
+
+    face: Face
+    distance: float
+
+
+class FaceStore(Protocol):
+    """Collections of face vectors with users, tags and request idempotency."""
+
+    # --- collections ------------------------------------------------------------------------------
+    def create_collection(self, collection_id: str, face_model_version: str, tags: Mapping[str, str]) -> Collection:
+        """Raises ResourceAlreadyExistsException if it exists."""
+        ...
+
+    def get_collection(self, collection_id: str) -> Collection:
+        """Raises ResourceNotFoundException if it does not exist."""
+        ...
+
+    def list_collections(self, after: str | None, limit: int) -> list[Collection]:
+        """Collections ordered by id, starting after the id `after` (keyset pagination)."""
+        ...
+
+    def delete_collection(self, collection_id: str) -> None:
+        """Removes the collection with every face, vector, user and tag in it."""
+        ...
+
+    def tag_collection(self, collection_id: str, tags: Mapping[str, str]) -> None: ...
+
+    def untag_collection(self, collection_id: str, keys: Sequence[str]) -> None: ...
+
+    # --- faces ------------------------------------------------------------------------------------
+    def add_faces(self, collection_id: str, faces: Sequence[NewFace]) -> list[Face]:
+        """Adds the faces atomically, each with a new FaceId (a UUID); durable once returned."""
+        ...
+
+    def faces_of_image(self, collection_id: str, image_id: str, external_image_id: str | None) -> list[Face]:
+        """Faces already indexed from this image with this external id (to avoid duplicates)."""
+        ...
+
+    def list_faces(
+        self,
+        collection_id: str,
+        after: str | None,
+        limit: int,
+        user_id: str | None = None,
+        face_ids: Sequence[str] | None = None,
+    ) -> list[Face]:
+        """Faces ordered by FaceId after `after`, optionally only a user's or only given ids."""
+        ...
+
+    def get_faces(self, collection_id: str, face_ids: Sequence[str]) -> list[Face]:
+        """The faces among `face_ids` that exist, in no particular order."""
+        ...
+
+    def face_vector(self, collection_id: str, face_id: str) -> NDArray[np.float32]:
+        """Raises ResourceNotFoundException if the face does not exist."""
+        ...
+
+    def delete_faces(self, collection_id: str, face_ids: Sequence[str]) -> list[str]:
+        """Deletes those of `face_ids` that exist and belong to no user; returns their ids.
+        Their vectors are erased from the database and the index before this returns."""
+        ...
+
+    def search(
+        self, collection_id: str, vector: NDArray[np.float32], limit: int, max_distance: float
+    ) -> list[Neighbour]:
+        """Up to `limit` faces within `max_distance` of `vector`, nearest first."""
+        ...
+
+    # --- users ------------------------------------------------------------------------------------
+    def create_user(self, collection_id: str, user_id: str) -> User:
+        """Raises ConflictException if the user exists."""
+        ...
+
+    def delete_user(self, collection_id: str, user_id: str) -> None:
+        """Deletes the user and disassociates its faces. Raises ResourceNotFoundException."""
+        ...
+
+    def get_user(self, collection_id: str, user_id: str) -> User:
+        """Raises ResourceNotFoundException if the user does not exist."""
+        ...
+
+    def list_users(self, collection_id: str, after: str | None, limit: int) -> list[User]: ...
+
+    def associate_faces(self, collection_id: str, user_id: str, face_ids: Sequence[str]) -> list[str]:
+        """Sets the user of those faces that exist and have no user; returns their ids."""
+        ...
+
+    def disassociate_faces(self, collection_id: str, user_id: str, face_ids: Sequence[str]) -> list[str]:
+        """Clears the user of those faces that belong to `user_id`; returns their ids."""
+        ...
+
+    # --- idempotency ------------------------------------------------------------------------------
+    def recall_request(self, token: str, operation: str) -> tuple[str, dict[str, Any]] | None:
+        """(fingerprint, response) stored for this client request token, if any."""
+        ...
+
+    def remember_request(self, token: str, operation: str, fingerprint: str, response: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...

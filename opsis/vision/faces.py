@@ -7,7 +7,7 @@ import numpy as np
 
 from opsis.vision.pose import estimate_pose
 from opsis.vision.quality import measure_quality
-from opsis.vision.runners.base import FaceDetector
+from opsis.vision.runners.base import FaceDetector, FaceEmbedder
 from opsis.vision.types import DecodedImage, Detections
 
 # Rekognition describes at most the 100 largest faces of an image.
@@ -30,6 +30,11 @@ def analyze(image: DecodedImage, detector: FaceDetector, max_faces: int = MAX_FA
         pose=estimate_pose(_landmarks(faces)),
         quality=measure_quality(image.pixels, faces.xyxy),
     )
+
+
+def embed_faces(image: DecodedImage, faces: Detections, embedder: FaceEmbedder) -> Detections:
+    """`faces` with an `embedding` column: identity vectors from the embedder."""
+    return faces.with_columns(embedding=embedder.embed(image.pixels, faces))
 
 
 def find_faces(image: DecodedImage, detector: FaceDetector) -> Detections:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from opsis.vision.cache import ModelCache
-from opsis.vision.runners.base import FaceDetector
+from opsis.vision.runners.base import FaceDetector, FaceEmbedder
 
 FACE_DETECTORS = ("retinaface-mnet025",)
+FACE_EMBEDDERS = ("dlib-resnet29",)
 
 
 def face_detector(cache: ModelCache, name: str, threads: int) -> FaceDetector:
@@ -17,3 +20,14 @@ def face_detector(cache: ModelCache, name: str, threads: int) -> FaceDetector:
             return cache.get("face-detector", name, lambda: RetinaFaceDetector(threads=threads))
         case _:
             raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(FACE_DETECTORS)}")
+
+
+def face_embedder(cache: ModelCache, name: str, threads: int, model_cache_dir: Path) -> FaceEmbedder:
+    """The named identity embedder, loaded (and converted, the first time) once per process."""
+    match name:
+        case "dlib-resnet29":
+            from opsis.vision.runners.dlib_resnet import DlibResNetEmbedder
+
+            return cache.get("face-embedder", name, lambda: DlibResNetEmbedder(model_cache_dir, threads=threads))
+        case _:
+            raise ValueError(f"unknown face embedder {name!r}; choose one of {', '.join(FACE_EMBEDDERS)}")

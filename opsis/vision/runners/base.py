@@ -20,3 +20,15 @@ class FaceDetector(Protocol):
         """Faces in pixels of `pixels`, with (n, 5, 2) landmarks: eyes, nose tip, mouth corners
         in image-left-to-right order."""
         ...
+
+
+class FaceEmbedder(Protocol):
+    """Turns faces into identity vectors; near vectors (Euclidean) mean the same person."""
+
+    name: str
+    version: str
+    dimension: int
+
+    def embed(self, pixels: NDArray[np.uint8], faces: Detections) -> NDArray[np.float32]:
+        """(n, dimension) vectors for the n faces (boxes and landmarks from a FaceDetector)."""
+        ...
