@@ -28,6 +28,15 @@ class Opsis:
 
         self.ctx = Context.create(settings or Settings.load())
 
+    def close(self) -> None:
+        self.ctx.close()
+
+    def __enter__(self) -> Opsis:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """Run a Rekognition operation by name (e.g. "DetectFaces") with its request parameters."""
         from opsis.api.validate import validate_input

@@ -16,6 +16,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8085
     data_dir: Path = Path(".opsis")
+    # Collection ARNs name this region and account, as Rekognition's do.
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
     # One access key given directly; keys in <data_dir>/credentials are accepted as well.
     access_key_id: str | None = None
     secret_access_key: str | None = None
@@ -31,6 +34,8 @@ class Settings:
     face_embedder: str = "dlib-resnet29"
     # Where models converted from their packages' formats (e.g. dlib's .dat to ONNX) are cached.
     model_cache_dir: Path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "opsis" / "models"
+    # Collections of at least this many faces are searched through an HNSW graph, smaller ones exactly.
+    hnsw_threshold: int = 100_000
     # Largest accepted request body: 5 MB of image bytes is ~7 MB once base64-encoded in JSON.
     max_request_bytes: int = 8 * 1024 * 1024
     # SigV4 timestamps may differ from the server clock by this much (AWS allows 15 minutes).

@@ -42,7 +42,8 @@ def test_labelled_pairs_match_at_the_default_threshold(rekognition: Any, data_ro
     pairs = [row for row in rows if row["same"] == "1"][:PAIRS_PER_KIND] + [row for row in rows if row["same"] == "0"][
         :PAIRS_PER_KIND
     ]
-    same, different = [], []
+    same: list[bool] = []
+    different: list[bool] = []
     for pair in pairs:
         similarity = main_face_similarity(rekognition, read(data_root, pair["path_a"]), read(data_root, pair["path_b"]))
         (same if pair["same"] == "1" else different).append(similarity >= 80)

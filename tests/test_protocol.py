@@ -67,8 +67,8 @@ def error_of(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
         ("RekognitionService.NoSuchOperation", b"{}", 400, "UnknownOperationException"),
         ("SomeOtherService.DetectFaces", b"{}", 400, "UnknownOperationException"),
         (
-            "RekognitionService.IndexFaces",
-            b'{"CollectionId": "c", "Image": {"Bytes": "/9j/"}}',
+            "RekognitionService.DescribeProjects",  # Custom Labels: not offered
+            b"{}",
             400,
             "UnsupportedOperationException",
         ),
@@ -91,8 +91,8 @@ def test_protocol_errors(server: LiveServer, target: str | None, body: bytes, st
 
 
 def test_unsupported_operation_names_itself(server: LiveServer) -> None:
-    response = post(server, "RekognitionService.ListCollections")
-    assert "ListCollections" in error_of(response)["Message"]
+    response = post(server, "RekognitionService.DescribeProjects")
+    assert "DescribeProjects" in error_of(response)["Message"]
 
 
 def test_success_carries_request_id_and_json_11(rekognition: Any, data_root: Path) -> None:

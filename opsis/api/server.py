@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -89,5 +91,13 @@ def create_app(ctx: Context, keys: KeyRing) -> Starlette:
         routes=[
             Route("/", app.rekognition, methods=["POST"]),
             Route("/health", app.health, methods=["GET"]),
-        ]
+        ],
+        lifespan=lambda _app: _closing(ctx),
     )
+
+
+@asynccontextmanager
+async def _closing(ctx: Context) -> AsyncIterator[None]:
+    """Closes the store when the server stops (after the requests in flight)."""
+    yield
+    ctx.close()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from opsis.config import Settings
-from opsis.store.base import ObjectSource
+from opsis.store import open_face_store
+from opsis.store.base import FaceStore, ObjectSource
 from opsis.store.objects import object_source
 from opsis.vision import registry
 from opsis.vision.cache import ModelCache
@@ -19,11 +20,15 @@ class Context:
 
     settings: Settings
     objects: ObjectSource
+    store: FaceStore
     models: ModelCache = field(default_factory=ModelCache)
 
     @classmethod
     def create(cls, settings: Settings) -> Context:
-        return cls(settings=settings, objects=object_source(settings))
+        return cls(settings=settings, objects=object_source(settings), store=open_face_store(settings))
+
+    def collection_arn(self, collection_id: str) -> str:
+        return f"arn:aws:rekognition:{self.settings.region}:{self.settings.account_id}:collection/{collection_id}"
 
     def face_detector(self) -> FaceDetector:
         return registry.face_detector(self.models, self.settings.face_detector, self.settings.model_threads)
@@ -37,6 +42,10 @@ class Context:
     def similarity(self, model_version: str) -> SimilarityScale:
         """Distance -> Similarity for vectors of this embedding model version."""
         return similarity_scale(model_version)
+
+    def close(self) -> None:
+        """Flush and close storage (saves vector indexes so the next start need not rebuild them)."""
+        self.store.close()
 
     def warm_up(self) -> None:
         """Load the models now, so the first request does not pay for it."""

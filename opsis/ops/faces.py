@@ -45,8 +45,8 @@ def compare_faces(ctx: Context, params: dict[str, Any]) -> CompareFacesResponseT
     level = params.get("QualityFilter", "NONE")
     source_image = load_image(ctx, params["SourceImage"], "SourceImage")
     target_image = load_image(ctx, params["TargetImage"], "TargetImage")
-    source = _usable_faces(ctx, source_image, level, "source")[:1]
-    targets = _usable_faces(ctx, target_image, level, "target")
+    source = usable_faces(ctx, source_image, level, "source")[:1]
+    targets = usable_faces(ctx, target_image, level, "target")
     embedder = ctx.face_embedder()
     source_vector = embed_faces(source_image, source, embedder).data["embedding"][0]
     target_vectors = embed_faces(target_image, targets, embedder).data["embedding"]
@@ -69,11 +69,11 @@ def compare_faces(ctx: Context, params: dict[str, Any]) -> CompareFacesResponseT
     }  # type: ignore[typeddict-item]
 
 
-def _usable_faces(ctx: Context, image: DecodedImage, level: str, which: str) -> Detections:
+def usable_faces(ctx: Context, image: DecodedImage, level: str, which: str = "") -> Detections:
     """The image's faces that pass the quality filter, largest first; at least one, or an error."""
     faces = analyze(image, ctx.face_detector())
     passing = np.array([not reasons for reasons in quality_reasons(faces, level)], dtype=bool)
     if not passing.any():
         qualifier = "" if len(faces) == 0 else f" that passes QualityFilter {level}"
-        raise InvalidParameterException(f"There are no faces in the {which} image{qualifier}")
+        raise InvalidParameterException(f"There are no faces in the {which + ' ' if which else ''}image{qualifier}")
     return faces[passing]

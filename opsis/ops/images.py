@@ -19,7 +19,11 @@ MIN_IMAGE_SIDE = 80
 
 def load_image(ctx: Context, image: dict[str, Any], field: str = "Image") -> DecodedImage:
     """Decode `Image.Bytes` or fetch and decode `Image.S3Object` (exactly one must be given)."""
-    data = image_bytes(ctx, image, field)
+    return decode_checked(image_bytes(ctx, image, field), field)
+
+
+def decode_checked(data: bytes, field: str = "Image") -> DecodedImage:
+    """Decode image bytes and apply Rekognition's minimum size."""
     decoded = decode_image(data)
     if min(decoded.width, decoded.height) < MIN_IMAGE_SIDE:
         raise InvalidParameterException(

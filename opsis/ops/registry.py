@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opsis.errors import UnsupportedOperationException
-from opsis.ops import faces
+from opsis.ops import collection_faces, collections, faces, users
 from opsis.ops.context import Context
 
 Handler = Callable[[Context, dict[str, Any]], Mapping[str, Any]]
@@ -14,8 +14,27 @@ Handler = Callable[[Context, dict[str, Any]], Mapping[str, Any]]
 # Keys are the operation names of botocore's Rekognition model; handlers are named by
 # `botocore.xform_name` of them (a test checks both).
 HANDLERS: dict[str, Handler] = {
+    "AssociateFaces": users.associate_faces,
     "CompareFaces": faces.compare_faces,
+    "CreateCollection": collections.create_collection,
+    "CreateUser": users.create_user,
+    "DeleteCollection": collections.delete_collection,
+    "DeleteFaces": collection_faces.delete_faces,
+    "DeleteUser": users.delete_user,
+    "DescribeCollection": collections.describe_collection,
     "DetectFaces": faces.detect_faces,
+    "DisassociateFaces": users.disassociate_faces,
+    "IndexFaces": collection_faces.index_faces,
+    "ListCollections": collections.list_collections,
+    "ListFaces": collection_faces.list_faces,
+    "ListTagsForResource": collections.list_tags_for_resource,
+    "ListUsers": users.list_users,
+    "SearchFaces": collection_faces.search_faces,
+    "SearchFacesByImage": collection_faces.search_faces_by_image,
+    "SearchUsers": users.search_users,
+    "SearchUsersByImage": users.search_users_by_image,
+    "TagResource": collections.tag_resource,
+    "UntagResource": collections.untag_resource,
 }
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from opsis.service_model import shape_members
+from opsis.store.base import Face
 from opsis.vision.types import Detections
 
 if TYPE_CHECKING:
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
         BoundingBoxTypeDef,
         ComparedFaceTypeDef,
         FaceDetailTypeDef,
+        FaceTypeDef,
         ImageQualityTypeDef,
         LandmarkTypeDef,
         PoseTypeDef,
@@ -72,3 +74,20 @@ def compared_face(faces: Detections, row: int, width: int, height: int) -> Compa
     members = shape_members("ComparedFace")
     detail = face_detail(faces, row, width, height)
     return {key: value for key, value in detail.items() if key in members}  # type: ignore[return-value]
+
+
+def stored_face(face: Face, model_version: str) -> FaceTypeDef:
+    """A `Face` of a collection, as IndexFaces, ListFaces and the searches return it."""
+    width, height, left, top = face.bounding_box
+    record: FaceTypeDef = {
+        "FaceId": face.face_id,
+        "BoundingBox": {"Width": width, "Height": height, "Left": left, "Top": top},
+        "ImageId": face.image_id,
+        "Confidence": face.confidence,
+        "IndexFacesModelVersion": model_version,
+    }
+    if face.external_image_id is not None:
+        record["ExternalImageId"] = face.external_image_id
+    if face.user_id is not None:
+        record["UserId"] = face.user_id
+    return record
