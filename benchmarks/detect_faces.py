@@ -16,27 +16,19 @@ Measures, and prints as tables:
 from __future__ import annotations
 
 import argparse
-import configparser
 import io
 import json
 import os
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import onnxruntime
-from botocore.config import Config
+from common import client, percentiles, server, timed, uptime
 from numpy.typing import NDArray
 from PIL import Image
 from rich.console import Console
@@ -59,20 +51,6 @@ console = Console(width=150)
 Sample = tuple[NDArray[np.float32], Detections]  # (ground-truth rows, detections) of one image
 
 
-def percentiles(ms: list[float]) -> str:
-    return f"{np.percentile(ms, 50):.1f} / {np.percentile(ms, 95):.1f}"
-
-
-def timed(call: Callable[[], Any], count: int, warmup: int = 3) -> list[float]:
-    """Milliseconds of `count` calls after `warmup` unmeasured ones."""
-    times = []
-    for _ in range(warmup + count):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1000)
-    return times[warmup:]
-
-
 def one_face_jpeg(data: Path) -> bytes:
     """The 853x480 Obama photo center-cropped to 640x480, JPEG quality 90."""
     with Image.open(data / ONE_FACE) as image:
@@ -81,64 +59,6 @@ def one_face_jpeg(data: Path) -> bytes:
     out = io.BytesIO()
     crop.save(out, "JPEG", quality=90)
     return out.getvalue()
-
-
-@contextmanager
-def server(settings: Settings) -> Iterator[tuple[str, Path]]:
-    """`opsis serve` on a free port; yields its URL and credentials file, stops it on exit."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    with tempfile.TemporaryDirectory(prefix="opsis-bench-") as tmp:
-        env = {
-            **os.environ,
-            "OPSIS_LOG_LEVEL": "warning",
-            "OPSIS_MODEL_THREADS": str(settings.model_threads),
-            "OPSIS_INFERENCE_WORKERS": str(settings.inference_workers),
-        }
-        with (Path(tmp) / "server.log").open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "opsis", "serve", "--port", str(port), "--data-dir", f"{tmp}/data"],
-                env=env,
-                stdout=log,
-                stderr=log,
-            )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_healthy(url, process, Path(tmp) / "server.log")
-            yield url, Path(tmp) / "data" / "credentials"
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120.0) -> None:
-    """Poll /health; on failure show the end of the server's log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"opsis serve exited with {process.returncode}: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("opsis serve did not become healthy")
-
-
-def client(url: str, credentials: Path) -> Any:
-    profile = configparser.ConfigParser()
-    profile.read(credentials)
-    keys = profile["opsis"]
-    return boto3.session.Session().client(
-        "rekognition",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id=keys["aws_access_key_id"],
-        aws_secret_access_key=keys["aws_secret_access_key"],
-        config=Config(retries={"max_attempts": 1}),
-    )
 
 
 def throughput(url: str, credentials: Path, photo: bytes, clients: int, seconds: float) -> list[str]:
@@ -311,10 +231,6 @@ def threshold_table(sweep: list[Sample]) -> Table:
                 cells += [f"{result['precision']:.3f}", f"{result['recall']:.3f}"]
         table.add_row(f"{threshold:.1f}", *cells)
     return table
-
-
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
 def speed_tables(args: argparse.Namespace, data: Path, settings: Settings, crowd: str) -> list[Table]:

@@ -1,0 +1,98 @@
+"""Helpers the benchmarks share: timing, percentiles, `uptime`, and a live `opsis serve` with a boto3 client."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+from botocore.config import Config
+
+from opsis.config import Settings
+
+
+def percentiles(ms: list[float]) -> str:
+    return f"{np.percentile(ms, 50):.1f} / {np.percentile(ms, 95):.1f}"
+
+
+def timed(call: Callable[[], Any], count: int, warmup: int = 3) -> list[float]:
+    """Milliseconds of `count` calls after `warmup` unmeasured ones."""
+    times = []
+    for _ in range(warmup + count):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000)
+    return times[warmup:]
+
+
+@contextmanager
+def server(settings: Settings) -> Iterator[tuple[str, Path]]:
+    """`opsis serve` on a free port; yields its URL and credentials file, stops it on exit."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    with tempfile.TemporaryDirectory(prefix="opsis-bench-") as tmp:
+        env = {
+            **os.environ,
+            "OPSIS_LOG_LEVEL": "warning",
+            "OPSIS_MODEL_THREADS": str(settings.model_threads),
+            "OPSIS_INFERENCE_WORKERS": str(settings.inference_workers),
+        }
+        with (Path(tmp) / "server.log").open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "opsis", "serve", "--port", str(port), "--data-dir", f"{tmp}/data"],
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(url, process, Path(tmp) / "server.log")
+            yield url, Path(tmp) / "data" / "credentials"
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120.0) -> None:
+    """Poll /health; on failure show the end of the server's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"opsis serve exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("opsis serve did not become healthy")
+
+
+def client(url: str, credentials: Path) -> Any:
+    profile = configparser.ConfigParser()
+    profile.read(credentials)
+    keys = profile["opsis"]
+    return boto3.session.Session().client(
+        "rekognition",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=keys["aws_access_key_id"],
+        aws_secret_access_key=keys["aws_secret_access_key"],
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
