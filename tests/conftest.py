@@ -60,14 +60,12 @@ def data_root() -> Path:
     return DATA_ROOT
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """`opsis serve` in a subprocess on a free port, checking its own responses against the model."""
-    data_dir = tmp_path_factory.mktemp("opsis-data")
+def start_server(data_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], LiveServer]:
+    """`opsis serve` on `data_dir` in a subprocess on a free port, checking its own responses
+    against the model; returns once it is healthy."""
     port = free_port()
     env = {**os.environ, "OPSIS_VALIDATE_RESPONSES": "1", "OPSIS_LOG_LEVEL": "warning"}
-    log_path = data_dir.parent / "server.log"
-    with log_path.open("wb") as log:
+    with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "opsis", "serve", "--port", str(port), "--data-dir", str(data_dir)],
             env=env,
@@ -77,11 +75,29 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(url, process)
-        yield LiveServer(url=url, data_dir=data_dir)
+    except BaseException:
+        process.kill()
+        raise
+    return process, LiveServer(url=url, data_dir=data_dir)
+
+
+def stop_server(process: subprocess.Popen[bytes], log_path: Path) -> None:
+    process.terminate()
+    process.wait(timeout=30)
+    if process.returncode not in (0, -15):
+        sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The test run's shared server."""
+    data_dir = tmp_path_factory.mktemp("opsis-data")
+    log_path = data_dir.parent / "server.log"
+    process, live = start_server(data_dir, log_path)
+    try:
+        yield live
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        sys.stderr.write(log_path.read_text(errors="replace")[-4000:] if process.returncode not in (0, -15) else "")
+        stop_server(process, log_path)
 
 
 def credentials(server: LiveServer) -> tuple[str, str]:

@@ -10,9 +10,11 @@ Three indexes share the small `VectorIndex` protocol, all with Euclidean (L2) di
   threshold, or piling up tombstones, starts a rebuild: in a background thread for big sets while
   the old index keeps serving (changes made meanwhile are logged and replayed before the swap).
 
-Distances are plain L2 (not squared), ascending. Vectors removed from an `HnswIndex` are
-overwritten in its memory before `remove` returns (usearch only tombstones them), so a later
-`save` cannot write them to disk.
+Distances are plain L2 (not squared), ascending. usearch only tombstones a removed vector: it
+stays in the graph's memory (never returned) until the graph is rebuilt. So a graph with
+tombstones is never saved: `save` writes only graphs that hold no removed vector, and the rebuild
+that clears tombstones runs once they pass `TOMBSTONE_SHARE` of the graph. (Overwriting removed
+slots in place, e.g. by adding zero vectors into them, wrecks the graph's recall: measured.)
 
 None of these classes lock against concurrent mutation and search: the store does that (a search
 may run alongside other searches, never alongside `add` or `remove`). `TieredIndex` locks only
@@ -43,9 +45,7 @@ _Scalar = TypeVar("_Scalar", bound=np.generic)
 # Candidates the exact scan re-scores beyond `limit`: float32 norms-and-dot-product distances can
 # swap neighbours closer than ~1e-6 apart, which only an exact re-score puts back in order.
 RESCORE_SLACK = 16
-# usearch keys of the zero vectors written over removed slots; stored ids are SQLite rowids, far below.
-SCRUB_KEY_BASE = 1 << 62
-# Rebuild an HNSW graph once tombstones (removed, not yet reused slots) exceed this share of its size.
+# Rebuild an HNSW graph once the vectors removed from it exceed this share of its size.
 TOMBSTONE_SHARE = 0.2
 # Rebuilds of at least this many vectors run in a background thread; smaller ones take < ~2 s.
 BACKGROUND_MIN = 20_000
@@ -240,10 +240,13 @@ class HnswIndex:
         index._set_expansion_search(index.params.expansion_search)
         return index
 
-    def save(self, path: Path) -> None:
-        """Writes the graph and its vectors to `path` (no removed vector: those were overwritten)."""
+    def save(self, path: Path) -> bool:
+        """Writes the graph and its vectors to `path`, unless it holds removed vectors (False)."""
         with self._lock:
+            if self.tombstones:
+                return False
             self._index.save(os.fspath(path))
+            return True
 
     def __len__(self) -> int:
         return len(self._index)
@@ -254,26 +257,11 @@ class HnswIndex:
         vectors = _check(vectors, self.dimension)
         with self._lock:
             self._index.add(np.asarray(ids, np.int64), vectors, threads=threads or self.params.build_threads())
-            self.tombstones = max(0, self.tombstones - len(ids))  # usearch reuses freed slots first
 
     def remove(self, ids: Ids) -> None:
         ids = np.unique(np.asarray(ids, np.int64))
         with self._lock:
-            removed = int(np.sum(self._index.remove(ids))) if len(ids) else 0
-            self._scrub(removed)
-
-    def _scrub(self, count: int) -> None:
-        """Overwrites the `count` slots just freed with zero vectors, then frees them again.
-
-        usearch's remove only marks a slot deleted: the vector stays in memory and in any later
-        `save`. Adds reuse freed slots first, so adding as many zero vectors writes over them.
-        """
-        if count == 0:
-            return
-        keys = np.arange(SCRUB_KEY_BASE, SCRUB_KEY_BASE + count, dtype=np.int64)
-        self._index.add(keys, np.zeros((count, self.dimension), np.float32), threads=1)
-        self._index.remove(keys)
-        self.tombstones += count
+            self.tombstones += int(np.sum(self._index.remove(ids))) if len(ids) else 0
 
     def search(self, vector: Vectors, limit: int) -> tuple[Ids, Vectors]:
         if limit <= 0:
@@ -390,11 +378,11 @@ class TieredIndex:
         return self._active.contents()
 
     def save(self, path: Path) -> bool:
-        """Writes the HNSW graph to `path`; False (nothing written) when the exact tier serves."""
+        """Writes the HNSW graph to `path`; False (nothing written) when the exact tier serves
+        or the graph holds removed vectors."""
         active = self._active
-        if not isinstance(active, HnswIndex):
+        if not isinstance(active, HnswIndex) or not active.save(path):
             return False
-        active.save(path)
         self.dirty = False
         return True
 
