@@ -41,9 +41,9 @@ class Opsis:
         """Run a Rekognition operation by name (e.g. "DetectFaces") with its request parameters."""
         from opsis.api.validate import validate_input
         from opsis.ops.registry import handler_for
-        from opsis.service_model import service_model
+        from opsis.service_model import operation_model
 
-        model = service_model().operation_model(operation)
+        model = operation_model(operation)
         validate_input(model.input_shape, params)
         return dict(handler_for(model.name)(self.ctx, params))
 

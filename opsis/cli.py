@@ -1,19 +1,60 @@
-"""The `opsis` command: run the server, or run an operation on local files."""
+"""The `opsis` command: run the server, or run an operation on local files and the local store.
+
+Operation commands are thin: they build an operation's request parameters, run it in-process through
+`opsis.Opsis` (the same handlers and validation as the server) and render the response, as a table
+by default or as the exact response with `--json`. The ones that touch face collections open the
+SQLite store under `--data-dir`, which a running `opsis serve` on the same directory shares.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import re
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from opsis import Opsis
 from opsis.config import Settings
-from opsis.errors import OpsisError
+from opsis.errors import OpsisError, UnknownOperationException
+
+Response = dict[str, Any]
+Render = Callable[[Response], RenderableType]
+
+QUALITY_FILTERS = ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH")
+# What Rekognition's ExternalImageId allows: `[a-zA-Z0-9_.\-:]+`, at most 255 characters.
+NOT_IN_EXTERNAL_IMAGE_ID = re.compile(r"[^a-zA-Z0-9_.\-:]+")
+MAX_EXTERNAL_IMAGE_ID = 255
+# The AWS CLI's prefix for "the bytes of this file" in a blob parameter.
+FILE_BYTES = "fileb://"
+
+PHOTO = click.Path(exists=True, dir_okay=False, path_type=Path)
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data directory: collections, credentials, local buckets (env OPSIS_DATA_DIR, default ./.opsis).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the exact API response as JSON.")
+
+
+def quality_filter_option(operation_default: str) -> Callable[[Any], Any]:
+    """--quality-filter; left out of the request unless given, so the operation's own default applies."""
+    return click.option(
+        "--quality-filter",
+        type=click.Choice(QUALITY_FILTERS, case_sensitive=False),
+        help=f"Leave out faces below this quality.  [default: {operation_default}]",
+    )
 
 
 @click.group()
@@ -25,9 +66,7 @@ def main() -> None:
 @main.command()
 @click.option("--host", help="Address to bind (env OPSIS_HOST, default 127.0.0.1).")
 @click.option("--port", type=int, help="Port (env OPSIS_PORT, default 8085).")
-@click.option(
-    "--data-dir", type=click.Path(path_type=Path), help="Data directory (env OPSIS_DATA_DIR, default ./.opsis)."
-)
+@data_dir_option
 def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     """Serve Rekognition's API over HTTP."""
     import uvicorn
@@ -59,31 +98,527 @@ def prepare_models() -> None:
     click.echo(f"Models ready; converted files cached in {settings.model_cache_dir}")
 
 
-@main.command("detect-faces")
-@click.argument("photo", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--attributes", default="DEFAULT", show_default=True, help="DEFAULT, ALL or attribute names, comma-separated."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the exact DetectFaces response as JSON.")
-def detect_faces(photo: Path, attributes: str, as_json: bool) -> None:
-    """Find the faces in PHOTO (JPEG or PNG)."""
-    from opsis import Opsis
+# --- running operations ------------------------------------------------------------------------------
 
+
+@contextmanager
+def _session(data_dir: Path | None = None) -> Iterator[Opsis]:
+    """An in-process Opsis on the data directory; an OpsisError ends the command with exit status 1."""
     try:
-        response = Opsis().detect_faces(photo, tuple(a.strip() for a in attributes.split(",")))
+        with Opsis(Settings.load(data_dir=data_dir)) as opsis:
+            yield opsis
     except OpsisError as error:
         click.echo(f"Error ({error.code}): {error.message}", err=True)
         sys.exit(1)
+
+
+def _run(
+    operation: str,
+    params: dict[str, Any],
+    *,
+    as_json: bool,
+    render: Render,
+    data_dir: Path | None = None,
+    merge: tuple[str, ...] = (),
+) -> None:
+    """Run one operation and print its response; `merge` names the lists to gather over every page."""
+    with _session(data_dir) as opsis:
+        response = _all_pages(opsis, operation, params, merge) if merge else opsis.call(operation, params)
+    _output(response, as_json, render)
+
+
+def _all_pages(opsis: Opsis, operation: str, params: dict[str, Any], lists: tuple[str, ...]) -> Response:
+    """The response with every page's `lists` joined, following NextToken as the AWS CLI does."""
+    merged = opsis.call(operation, params)
+    token = merged.pop("NextToken", None)
+    while token:
+        page = opsis.call(operation, {**params, "NextToken": token})
+        token = page.pop("NextToken", None)
+        for key in lists:
+            merged[key] = [*merged[key], *page[key]]
+    return merged
+
+
+def _output(response: Any, as_json: bool, render: Render) -> None:
     if as_json:
-        click.echo(json.dumps(response, indent=2))
+        click.echo(_to_json(response))
     else:
         console = Console()
         # Piped output has no terminal width to fit; do not wrap the table's columns into 80.
-        (console if console.is_terminal else Console(width=160)).print(_faces_table(photo, response))
+        (console if console.is_terminal else Console(width=160)).print(render(response))
 
 
-def _faces_table(photo: Path, response: dict[str, Any]) -> Table:
-    table = Table(title=f"{len(response['FaceDetails'])} face(s) in {photo.name}")
+def _to_json(value: Any) -> str:
+    """JSON as the AWS CLI prints it: datetimes in ISO 8601, bytes in base64."""
+    return json.dumps(value, indent=2, default=_json_value)
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _image(photo: Path) -> dict[str, Any]:
+    return {"Image": {"Bytes": photo.read_bytes()}}
+
+
+def _optional(**params: Any) -> dict[str, Any]:
+    """The parameters that were given (None means "leave it to the operation's default")."""
+    return {name: value for name, value in params.items() if value is not None}
+
+
+# --- single images -------------------------------------------------------------------------------
+
+
+@main.command("detect-faces")
+@click.argument("photo", type=PHOTO)
+@click.option(
+    "--attributes", default="DEFAULT", show_default=True, help="DEFAULT, ALL or attribute names, comma-separated."
+)
+@json_option
+def detect_faces(photo: Path, attributes: str, as_json: bool) -> None:
+    """Find the faces in PHOTO (JPEG or PNG)."""
+    params = {**_image(photo), "Attributes": [a.strip() for a in attributes.split(",")]}
+    _run("DetectFaces", params, as_json=as_json, render=lambda r: _faces_table(photo, r))
+
+
+@main.command("compare-faces")
+@click.argument("source", type=PHOTO)
+@click.argument("target", type=PHOTO)
+@click.option("--similarity-threshold", type=float, help="Lowest similarity of a match. [default: 80]")
+@quality_filter_option("NONE")
+@json_option
+def compare_faces(
+    source: Path, target: Path, similarity_threshold: float | None, quality_filter: str | None, as_json: bool
+) -> None:
+    """Compare the largest face in SOURCE with every face in TARGET."""
+    params = {
+        "SourceImage": {"Bytes": source.read_bytes()},
+        "TargetImage": {"Bytes": target.read_bytes()},
+        **_optional(SimilarityThreshold=similarity_threshold, QualityFilter=quality_filter),
+    }
+    _run("CompareFaces", params, as_json=as_json, render=lambda r: _comparison_table(source, target, r))
+
+
+# --- collections ---------------------------------------------------------------------------------
+
+
+@main.command("create-collection")
+@click.argument("collection_id")
+@data_dir_option
+@json_option
+def create_collection(collection_id: str, data_dir: Path | None, as_json: bool) -> None:
+    """Create the face collection COLLECTION_ID."""
+
+    def render(r: Response) -> RenderableType:
+        return Text(f"Created collection {collection_id} ({r['CollectionArn']}, face model {r['FaceModelVersion']})")
+
+    _run("CreateCollection", {"CollectionId": collection_id}, as_json=as_json, render=render, data_dir=data_dir)
+
+
+@main.command("describe-collection")
+@click.argument("collection_id")
+@data_dir_option
+@json_option
+def describe_collection(collection_id: str, data_dir: Path | None, as_json: bool) -> None:
+    """Show a collection's ARN, face and user counts, model version and creation time."""
+    _run(
+        "DescribeCollection",
+        {"CollectionId": collection_id},
+        as_json=as_json,
+        render=lambda r: _properties_table(f"Collection {collection_id}", r),
+        data_dir=data_dir,
+    )
+
+
+@main.command("list-collections")
+@data_dir_option
+@json_option
+def list_collections(data_dir: Path | None, as_json: bool) -> None:
+    """List every collection (all pages)."""
+    _run(
+        "ListCollections",
+        {},
+        as_json=as_json,
+        render=_collections_table,
+        data_dir=data_dir,
+        merge=("CollectionIds", "FaceModelVersions"),
+    )
+
+
+@main.command("delete-collection")
+@click.argument("collection_id")
+@data_dir_option
+@json_option
+def delete_collection(collection_id: str, data_dir: Path | None, as_json: bool) -> None:
+    """Delete a collection with all its faces and users."""
+    _run(
+        "DeleteCollection",
+        {"CollectionId": collection_id},
+        as_json=as_json,
+        render=lambda r: Text(f"Deleted collection {collection_id}"),
+        data_dir=data_dir,
+    )
+
+
+# --- faces in collections ------------------------------------------------------------------------
+
+
+@main.command("index-faces")
+@click.argument("collection_id")
+@click.argument("photos", nargs=-1, required=True, type=PHOTO)
+@click.option("--external-image-id", help="ExternalImageId of the faces. [default: the photo's file name stem]")
+@click.option("--max-faces", type=int, help="Index at most this many faces per photo, largest first.")
+@quality_filter_option("AUTO")
+@data_dir_option
+@json_option
+def index_faces(
+    *,
+    collection_id: str,
+    photos: tuple[Path, ...],
+    external_image_id: str | None,
+    max_faces: int | None,
+    quality_filter: str | None,
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Add the faces of each PHOTO to a collection, one IndexFaces per photo.
+
+    With --json, one photo prints its IndexFaces response; several print a list of them, in order.
+    """
+    from rich.progress import Progress
+
+    common = {"CollectionId": collection_id, **_optional(MaxFaces=max_faces, QualityFilter=quality_filter)}
+    responses: list[tuple[Path, Response]] = []
+    with (
+        _session(data_dir) as opsis,
+        Progress(console=Console(stderr=True), transient=True, disable=len(photos) < 2) as progress,
+    ):
+        for photo in progress.track(photos, description="Indexing faces"):
+            params = {**common, **_image(photo), **_optional(ExternalImageId=external_image_id or _external_id(photo))}
+            try:
+                responses.append((photo, opsis.call("IndexFaces", params)))
+            except OpsisError as error:  # name the photo; the ones before it stay indexed
+                raise type(error)(f"{photo}: {error.message}") from error
+    result = responses[0][1] if len(responses) == 1 else [response for _, response in responses]
+    _output(result, as_json, lambda _: _indexed_table(collection_id, responses))
+
+
+def _external_id(photo: Path) -> str | None:
+    """The photo's file name stem in ExternalImageId's alphabet ("Me & you.jpg" -> "Me_you")."""
+    return NOT_IN_EXTERNAL_IMAGE_ID.sub("_", photo.stem).strip("_")[:MAX_EXTERNAL_IMAGE_ID] or None
+
+
+@main.command("list-faces")
+@click.argument("collection_id")
+@click.option("--user-id", help="Only the faces associated with this user.")
+@data_dir_option
+@json_option
+def list_faces(collection_id: str, user_id: str | None, data_dir: Path | None, as_json: bool) -> None:
+    """List the faces of a collection (all pages)."""
+    _run(
+        "ListFaces",
+        {"CollectionId": collection_id, **_optional(UserId=user_id)},
+        as_json=as_json,
+        render=lambda r: _stored_faces_table(f"{len(r['Faces'])} face(s) in {collection_id}", r["Faces"]),
+        data_dir=data_dir,
+        merge=("Faces",),
+    )
+
+
+@main.command("delete-faces")
+@click.argument("collection_id")
+@click.argument("face_ids", nargs=-1, required=True)
+@data_dir_option
+@json_option
+def delete_faces(collection_id: str, face_ids: tuple[str, ...], data_dir: Path | None, as_json: bool) -> None:
+    """Delete faces from a collection by FaceId."""
+    _run(
+        "DeleteFaces",
+        {"CollectionId": collection_id, "FaceIds": list(face_ids)},
+        as_json=as_json,
+        render=lambda r: _outcomes_table(
+            f"Deleted {len(r['DeletedFaces'])} of {len(face_ids)} face(s) from {collection_id}",
+            [(face_id, "deleted") for face_id in r["DeletedFaces"]],
+            r["UnsuccessfulFaceDeletions"],
+        ),
+        data_dir=data_dir,
+    )
+
+
+@main.command("search-faces-by-image")
+@click.argument("collection_id")
+@click.argument("photo", type=PHOTO)
+@click.option("--face-match-threshold", type=float, help="Lowest similarity of a match. [default: 80]")
+@click.option("--max-faces", type=int, help="Most matches to return. [default: 80]")
+@quality_filter_option("NONE")
+@data_dir_option
+@json_option
+def search_faces_by_image(
+    *,
+    collection_id: str,
+    photo: Path,
+    face_match_threshold: float | None,
+    max_faces: int | None,
+    quality_filter: str | None,
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Search a collection for the largest face in PHOTO."""
+    params = {
+        "CollectionId": collection_id,
+        **_image(photo),
+        **_optional(FaceMatchThreshold=face_match_threshold, MaxFaces=max_faces, QualityFilter=quality_filter),
+    }
+    _run(
+        "SearchFacesByImage",
+        params,
+        as_json=as_json,
+        render=lambda r: _face_matches_table(
+            f"{len(r['FaceMatches'])} match(es) in {collection_id} for the largest face in {escape(photo.name)}", r
+        ),
+        data_dir=data_dir,
+    )
+
+
+@main.command("search-faces")
+@click.argument("collection_id")
+@click.argument("face_id")
+@click.option("--face-match-threshold", type=float, help="Lowest similarity of a match. [default: 80]")
+@click.option("--max-faces", type=int, help="Most matches to return. [default: 80]")
+@data_dir_option
+@json_option
+def search_faces(
+    *,
+    collection_id: str,
+    face_id: str,
+    face_match_threshold: float | None,
+    max_faces: int | None,
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Search a collection for the faces like its face FACE_ID."""
+    params = {
+        "CollectionId": collection_id,
+        "FaceId": face_id,
+        **_optional(FaceMatchThreshold=face_match_threshold, MaxFaces=max_faces),
+    }
+    _run(
+        "SearchFaces",
+        params,
+        as_json=as_json,
+        render=lambda r: _face_matches_table(f"{len(r['FaceMatches'])} match(es) in {collection_id} for {face_id}", r),
+        data_dir=data_dir,
+    )
+
+
+# --- users ---------------------------------------------------------------------------------------
+
+
+@main.command("create-user")
+@click.argument("collection_id")
+@click.argument("user_id")
+@data_dir_option
+@json_option
+def create_user(collection_id: str, user_id: str, data_dir: Path | None, as_json: bool) -> None:
+    """Create the user USER_ID in a collection."""
+    _run(
+        "CreateUser",
+        {"CollectionId": collection_id, "UserId": user_id},
+        as_json=as_json,
+        render=lambda r: Text(f"Created user {user_id} in {collection_id}"),
+        data_dir=data_dir,
+    )
+
+
+@main.command("associate-faces")
+@click.argument("collection_id")
+@click.argument("user_id")
+@click.argument("face_ids", nargs=-1, required=True)
+@click.option("--user-match-threshold", type=float, help="Lowest similarity to the user's faces so far. [default: 75]")
+@data_dir_option
+@json_option
+def associate_faces(
+    *,
+    collection_id: str,
+    user_id: str,
+    face_ids: tuple[str, ...],
+    user_match_threshold: float | None,
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Associate faces of a collection with the user USER_ID."""
+    params = {
+        "CollectionId": collection_id,
+        "UserId": user_id,
+        "FaceIds": list(face_ids),
+        **_optional(UserMatchThreshold=user_match_threshold),
+    }
+    _run(
+        "AssociateFaces",
+        params,
+        as_json=as_json,
+        render=lambda r: _outcomes_table(
+            f"Associated {len(r['AssociatedFaces'])} of {len(face_ids)} face(s) with {user_id} "
+            f"(user {r['UserStatus']})",
+            [(face["FaceId"], "associated") for face in r["AssociatedFaces"]],
+            r["UnsuccessfulFaceAssociations"],
+        ),
+        data_dir=data_dir,
+    )
+
+
+@main.command("search-users-by-image")
+@click.argument("collection_id")
+@click.argument("photo", type=PHOTO)
+@click.option("--user-match-threshold", type=float, help="Lowest similarity of a match. [default: 80]")
+@click.option("--max-users", type=int, help="Most users to return. [default: 10]")
+@quality_filter_option("NONE")
+@data_dir_option
+@json_option
+def search_users_by_image(
+    *,
+    collection_id: str,
+    photo: Path,
+    user_match_threshold: float | None,
+    max_users: int | None,
+    quality_filter: str | None,
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Search a collection's users for the largest face in PHOTO."""
+    params = {
+        "CollectionId": collection_id,
+        **_image(photo),
+        **_optional(UserMatchThreshold=user_match_threshold, MaxUsers=max_users, QualityFilter=quality_filter),
+    }
+    _run(
+        "SearchUsersByImage",
+        params,
+        as_json=as_json,
+        render=lambda r: _user_matches_table(
+            f"{len(r['UserMatches'])} user(s) in {collection_id} for the largest face in {escape(photo.name)}", r
+        ),
+        data_dir=data_dir,
+    )
+
+
+@main.command("list-users")
+@click.argument("collection_id")
+@data_dir_option
+@json_option
+def list_users(collection_id: str, data_dir: Path | None, as_json: bool) -> None:
+    """List the users of a collection (all pages)."""
+    _run(
+        "ListUsers",
+        {"CollectionId": collection_id},
+        as_json=as_json,
+        render=lambda r: _users_table(collection_id, r),
+        data_dir=data_dir,
+        merge=("Users",),
+    )
+
+
+@main.command("delete-user")
+@click.argument("collection_id")
+@click.argument("user_id")
+@data_dir_option
+@json_option
+def delete_user(collection_id: str, user_id: str, data_dir: Path | None, as_json: bool) -> None:
+    """Delete a user; its faces stay in the collection, associated with no one."""
+    _run(
+        "DeleteUser",
+        {"CollectionId": collection_id, "UserId": user_id},
+        as_json=as_json,
+        render=lambda r: Text(f"Deleted user {user_id} from {collection_id}"),
+        data_dir=data_dir,
+    )
+
+
+# --- any operation -------------------------------------------------------------------------------
+
+
+@main.command("call")
+@click.argument("operation")
+@click.option(
+    "--params", "params_text", default="{}", show_default=True, help="Request parameters: JSON, or @FILE of JSON."
+)
+@click.option("--image", type=PHOTO, help="A JPEG or PNG file whose bytes become Image.Bytes.")
+@data_dir_option
+def call(operation: str, params_text: str, image: Path | None, data_dir: Path | None) -> None:
+    """Run any implemented OPERATION (SearchUsers or search-users) and print its JSON response.
+
+    Blob parameters take base64, as on the wire, or fileb://PATH for a file's bytes, as in the AWS CLI:
+
+    \b
+        opsis call compare-faces --params \\
+          '{"SourceImage": {"Bytes": "fileb://a.jpg"}, "TargetImage": {"Bytes": "fileb://b.jpg"}}'
+    """
+    from opsis.api.codec import decode_input
+    from opsis.service_model import operation_model
+
+    params = _read_params(params_text)
+    if image is not None:
+        image_param = params.setdefault("Image", {})
+        if not isinstance(image_param, dict):
+            raise click.BadParameter("Image must be a JSON object to take --image", param_hint="--params")
+        image_param["Bytes"] = image.read_bytes()
+    with _session(data_dir) as opsis:
+        name = _operation_name(operation)
+        response = opsis.call(name, decode_input(operation_model(name).input_shape, params))
+    click.echo(_to_json(response))
+
+
+def _read_params(text: str) -> dict[str, Any]:
+    """--params: a JSON object, inline or from @FILE, with fileb://PATH strings read as bytes."""
+    try:
+        if text.startswith("@"):
+            text = Path(text[1:]).read_text()
+        params = json.loads(text)
+    except (OSError, ValueError) as error:
+        raise click.BadParameter(str(error), param_hint="--params") from error
+    if not isinstance(params, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--params")
+    loaded: dict[str, Any] = _file_bytes(params)
+    return loaded
+
+
+def _file_bytes(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _file_bytes(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_file_bytes(item) for item in value]
+    if isinstance(value, str) and value.startswith(FILE_BYTES):
+        try:
+            return Path(value.removeprefix(FILE_BYTES)).expanduser().read_bytes()
+        except OSError as error:
+            raise click.BadParameter(str(error), param_hint="--params") from error
+    return value
+
+
+def _operation_name(name: str) -> str:
+    """The model's name of an operation given as "SearchFaces" or as the AWS CLI's "search-faces"."""
+    from botocore import xform_name
+
+    from opsis.service_model import service_model
+
+    names: list[str] = service_model().operation_names
+    by_cli_name = {xform_name(operation, "-"): operation for operation in names}
+    if name in names:
+        return name
+    if name in by_cli_name:
+        return by_cli_name[name]
+    raise UnknownOperationException(f"Rekognition has no operation {name!r}")
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def _faces_table(photo: Path, response: Response) -> Table:
+    table = Table(title=f"{len(response['FaceDetails'])} face(s) in {escape(photo.name)}")
     for column in (
         "#",
         "Confidence",
@@ -103,8 +638,136 @@ def _faces_table(photo: Path, response: dict[str, Any]) -> Table:
         table.add_row(
             str(number),
             f"{face['Confidence']:.1f}",
-            *(f"{box[k]:.3f}" for k in ("Left", "Top", "Width", "Height")),
+            *_box(box),
             *(f"{pose[k]:.0f}" if k in pose else "" for k in ("Roll", "Yaw", "Pitch")),
             *(f"{quality[k]:.0f}" if k in quality else "" for k in ("Brightness", "Sharpness")),
         )
+    return table
+
+
+def _box(box: dict[str, float]) -> list[str]:
+    return [f"{box[k]:.3f}" for k in ("Left", "Top", "Width", "Height")]
+
+
+def _comparison_table(source: Path, target: Path, response: Response) -> Table:
+    matches, unmatched = response["FaceMatches"], response["UnmatchedFaces"]
+    table = Table(
+        title=f"{len(matches)} of {len(matches) + len(unmatched)} face(s) in {escape(target.name)} "
+        f"match the largest face in {escape(source.name)}"
+    )
+    for column in ("Match", "Similarity", "Confidence", "Left", "Top", "Width", "Height"):
+        table.add_column(column, justify="right")
+    for match in matches:
+        face = match["Face"]
+        table.add_row("yes", f"{match['Similarity']:.1f}", f"{face['Confidence']:.1f}", *_box(face["BoundingBox"]))
+    for face in unmatched:
+        table.add_row("no", "", f"{face['Confidence']:.1f}", *_box(face["BoundingBox"]))
+    return table
+
+
+def _properties_table(title: str, response: Response) -> Table:
+    table = Table(title=title, show_header=False)
+    table.add_column("Property", style="bold")
+    table.add_column("Value")
+    for key, value in response.items():
+        table.add_row(key, value.isoformat() if isinstance(value, datetime) else str(value))
+    return table
+
+
+def _collections_table(response: Response) -> Table:
+    table = Table(title=f"{len(response['CollectionIds'])} collection(s)")
+    table.add_column("CollectionId")
+    table.add_column("FaceModelVersion")
+    for row in zip(response["CollectionIds"], response["FaceModelVersions"], strict=True):
+        table.add_row(*row)
+    return table
+
+
+def _indexed_table(collection_id: str, responses: list[tuple[Path, Response]]) -> Table:
+    indexed = sum(len(response["FaceRecords"]) for _, response in responses)
+    table = Table(title=f"{indexed} face(s) indexed into {collection_id} from {len(responses)} photo(s)")
+    for column in ("Photo", "FaceId", "ExternalImageId", "Confidence", "Left", "Top", "Width", "Height", "Not indexed"):
+        table.add_column(
+            column, justify="right" if column in ("Confidence", "Left", "Top", "Width", "Height") else "left"
+        )
+    for photo, response in responses:
+        for record in response["FaceRecords"]:
+            face = record["Face"]
+            table.add_row(
+                escape(photo.name),
+                face["FaceId"],
+                face.get("ExternalImageId", ""),
+                f"{face['Confidence']:.1f}",
+                *_box(face["BoundingBox"]),
+                "",
+            )
+        for unindexed in response["UnindexedFaces"]:
+            detail = unindexed["FaceDetail"]
+            table.add_row(
+                escape(photo.name),
+                "",
+                "",
+                f"{detail['Confidence']:.1f}",
+                *_box(detail["BoundingBox"]),
+                ", ".join(unindexed["Reasons"]),
+            )
+    return table
+
+
+def _stored_faces_table(title: str, faces: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for column in ("FaceId", "ExternalImageId", "UserId", "Confidence"):
+        table.add_column(column, justify="right" if column == "Confidence" else "left")
+    for face in faces:
+        table.add_row(
+            face["FaceId"], face.get("ExternalImageId", ""), face.get("UserId", ""), f"{face['Confidence']:.1f}"
+        )
+    return table
+
+
+def _face_matches_table(title: str, response: Response) -> Table:
+    table = Table(title=title)
+    for column in ("#", "Similarity", "FaceId", "ExternalImageId", "UserId"):
+        table.add_column(column, justify="right" if column in ("#", "Similarity") else "left")
+    for number, match in enumerate(response["FaceMatches"], start=1):
+        face = match["Face"]
+        table.add_row(
+            str(number),
+            f"{match['Similarity']:.1f}",
+            face["FaceId"],
+            face.get("ExternalImageId", ""),
+            face.get("UserId", ""),
+        )
+    return table
+
+
+def _outcomes_table(title: str, done: list[tuple[str, str]], failures: list[dict[str, Any]]) -> Table:
+    """Per-face outcomes of DeleteFaces or AssociateFaces: what was done, or why not."""
+    table = Table(title=title)
+    table.add_column("FaceId")
+    table.add_column("Outcome")
+    for face_id, outcome in done:
+        table.add_row(face_id, outcome)
+    for failure in failures:
+        owner = f" (user {failure['UserId']})" if "UserId" in failure else ""
+        table.add_row(failure["FaceId"], ", ".join(failure["Reasons"]) + owner)
+    return table
+
+
+def _user_matches_table(title: str, response: Response) -> Table:
+    table = Table(title=title)
+    for column in ("#", "Similarity", "UserId", "UserStatus"):
+        table.add_column(column, justify="right" if column in ("#", "Similarity") else "left")
+    for number, match in enumerate(response["UserMatches"], start=1):
+        user = match["User"]
+        table.add_row(str(number), f"{match['Similarity']:.1f}", user["UserId"], user["UserStatus"])
+    return table
+
+
+def _users_table(collection_id: str, response: Response) -> Table:
+    table = Table(title=f"{len(response['Users'])} user(s) in {collection_id}")
+    table.add_column("UserId")
+    table.add_column("UserStatus")
+    for user in response["Users"]:
+        table.add_row(user["UserId"], user["UserStatus"])
     return table

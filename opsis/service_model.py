@@ -5,13 +5,23 @@ from __future__ import annotations
 from functools import cache
 
 import botocore.session
-from botocore.model import ServiceModel
+from botocore.model import OperationModel, OperationNotFoundError, ServiceModel
+
+from opsis.errors import UnknownOperationException
 
 
 @cache
 def service_model() -> ServiceModel:
     """The Rekognition service model that ships with botocore."""
     return botocore.session.get_session().get_service_model("rekognition")
+
+
+def operation_model(name: str) -> OperationModel:
+    """The model of the operation `name` (e.g. "DetectFaces"); UnknownOperationException if none."""
+    try:
+        return service_model().operation_model(name)
+    except OperationNotFoundError:
+        raise UnknownOperationException(f"Unknown operation {name!r}") from None
 
 
 @cache

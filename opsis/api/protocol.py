@@ -6,12 +6,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.model import OperationModel, OperationNotFoundError
+from botocore.model import OperationModel
 
 from opsis.api.codec import decode_input, encode_output
 from opsis.api.validate import validate_input, validate_output
 from opsis.errors import InternalServerError, SerializationException, UnknownOperationException
-from opsis.service_model import service_model
+from opsis.service_model import operation_model, service_model
 
 
 def operation_for(target: str | None) -> OperationModel:
@@ -20,10 +20,7 @@ def operation_for(target: str | None) -> OperationModel:
     prefix = f"{model.metadata['targetPrefix']}."
     if not target or not target.startswith(prefix):
         raise UnknownOperationException(f"Expected an X-Amz-Target header of the form {prefix}<Operation>")
-    try:
-        return model.operation_model(target[len(prefix) :])
-    except OperationNotFoundError:
-        raise UnknownOperationException(f"Unknown operation {target[len(prefix) :]!r}") from None
+    return operation_model(target[len(prefix) :])
 
 
 def parse_request(operation: OperationModel, body: bytes) -> dict[str, Any]:

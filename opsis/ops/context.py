@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from opsis.config import Settings
@@ -20,12 +21,21 @@ class Context:
 
     settings: Settings
     objects: ObjectSource
-    store: FaceStore
     models: ModelCache = field(default_factory=ModelCache)
+    _store: FaceStore | None = None
+    _store_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def create(cls, settings: Settings) -> Context:
-        return cls(settings=settings, objects=object_source(settings), store=open_face_store(settings))
+        return cls(settings=settings, objects=object_source(settings))
+
+    @property
+    def store(self) -> FaceStore:
+        """The face store, opened on first use (so DetectFaces alone never creates one)."""
+        with self._store_lock:
+            if self._store is None:
+                self._store = open_face_store(self.settings)
+            return self._store
 
     def collection_arn(self, collection_id: str) -> str:
         return f"arn:aws:rekognition:{self.settings.region}:{self.settings.account_id}:collection/{collection_id}"
@@ -45,7 +55,10 @@ class Context:
 
     def close(self) -> None:
         """Flush and close storage (saves vector indexes so the next start need not rebuild them)."""
-        self.store.close()
+        with self._store_lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
 
     def warm_up(self) -> None:
         """Load the models now, so the first request does not pay for it."""

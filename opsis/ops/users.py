@@ -76,10 +76,10 @@ def search_users(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     if face_id is not None:
         vectors = ctx.store.face_vector(collection.collection_id, face_id)[None]
         response["SearchedFace"] = {"FaceId": face_id}
-    elif user_id is not None:
-        ctx.store.get_user(collection.collection_id, user_id)
-        vectors = _user_vectors(ctx, collection.collection_id, user_id)
-        response["SearchedUser"] = {"UserId": user_id}
+    else:
+        user = ctx.store.get_user(collection.collection_id, params["UserId"])
+        vectors = _user_vectors(ctx, collection.collection_id, user.user_id)
+        response["SearchedUser"] = {"UserId": user.user_id}
     response["UserMatches"] = _user_matches(ctx, collection, vectors, params, exclude=user_id)
     return response
 

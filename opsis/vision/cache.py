@@ -1,4 +1,4 @@
-"""Loads each model runner once per process, on first use, under a lock."""
+"""Loads each model runner once per Context (one per process in the server), on first use, under a lock."""
 
 from __future__ import annotations
 
