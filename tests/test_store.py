@@ -284,6 +284,18 @@ def test_deleted_vectors_are_in_no_file(open_store: OpenStore, tmp_path: Path, t
         assert files_holding(tmp_path, data[i].tobytes()) == []
 
 
+def test_a_graph_saved_on_close_holds_no_face_another_process_deleted(open_store: OpenStore, tmp_path: Path) -> None:
+    server, cli = open_store(hnsw_threshold=100), open_store(hnsw_threshold=100)
+    data = vectors(300)
+    server.create_collection("people", "model-v1", {})
+    faces = server.add_faces("people", new_faces(data))
+    server.search("people", data[0], 1, 100.0)  # the server's HNSW graph now holds every vector
+    cli.delete_faces("people", [faces[5].face_id])
+    server.close()
+    assert files_holding(tmp_path, data[5].tobytes()) == []
+    assert files_holding(tmp_path, data[6].tobytes())
+
+
 def test_concurrent_writers_and_searchers_agree(store: FaceStore) -> None:
     """Threads adding, deleting and searching one collection: no errors, no deleted face found
     after its delete returned, and the final index matches the database."""

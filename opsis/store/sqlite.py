@@ -133,7 +133,11 @@ class SQLiteFaceStore:
         self.hnsw_params = hnsw_params or HnswParams()
         self.background_min = background_min
         self._lock = threading.RLock()
+        # Held while a graph file is written or the files of a collection are unlinked, so a save
+        # that began before a delete cannot land its file after the delete has erased the others.
+        self._graph_lock = threading.Lock()
         self._indexes: dict[int, _LoadedIndex] = {}
+        self._closed = False
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "foreign_keys=ON"):
@@ -187,8 +191,9 @@ class SQLiteFaceStore:
 
     def _erase_leftovers(self, collection_pk: int) -> None:
         """After a delete: no saved graph of the collection, and an empty WAL (see module doc)."""
-        for graph in self.graph_dir.glob(f"{collection_pk}.*"):
-            graph.unlink(missing_ok=True)
+        with self._graph_lock:
+            for graph in self.graph_dir.glob(f"{collection_pk}.*"):
+                graph.unlink(missing_ok=True)
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # --- collections ------------------------------------------------------------------------------
@@ -397,17 +402,23 @@ class SQLiteFaceStore:
 
     def _index_of(self, pk: int, dimension: int) -> TieredIndex:
         """The collection's index, loaded or brought up to date with the database as needed."""
-        data_version = self._current_data_version()
-        if data_version != self._data_version:
-            self._data_version = data_version
-            self._forget_foreign_deletions()
+        self._notice_foreign_writes()
         loaded = self._indexes.get(pk)
         if loaded is None:
             loaded = _LoadedIndex(self._new_index(pk, dimension), -1)
             self._indexes[pk] = loaded
+        self._catch_up(pk, loaded)
+        return loaded.index
+
+    def _catch_up(self, pk: int, loaded: _LoadedIndex) -> None:
         if loaded.generation == -1 or loaded.generation != self._generation(pk):
             loaded.generation = self._reconcile(pk, loaded.index)
-        return loaded.index
+
+    def _notice_foreign_writes(self) -> None:
+        data_version = self._current_data_version()
+        if data_version != self._data_version:
+            self._data_version = data_version
+            self._forget_foreign_deletions()
 
     def _forget_foreign_deletions(self) -> None:
         """Another connection wrote: drop (and zero) the indexes of collections it deleted, and
@@ -474,9 +485,17 @@ class SQLiteFaceStore:
 
     def _save_graph(self, pk: int, index: TieredIndex) -> None:
         """Writes the collection's HNSW graph atomically, so a restart need not rebuild it."""
-        self.graph_dir.mkdir(exist_ok=True)
         final = self.graph_dir / f"{pk}.usearch"
         partial = final.with_suffix(".partial")
+        with self._graph_lock:
+            loaded = self._indexes.get(pk)
+            if loaded is None or loaded.index is not index:
+                return  # the collection was deleted or its index dropped meanwhile
+            self.graph_dir.mkdir(exist_ok=True)
+            self._write_graph(index, partial, final)
+
+    @staticmethod
+    def _write_graph(index: TieredIndex, partial: Path, final: Path) -> None:
         try:
             if index.save(partial):
                 with open(partial, "rb") as written:
@@ -574,7 +593,12 @@ class SQLiteFaceStore:
     def close(self) -> None:
         """Saves HNSW graphs that changed (so the next start loads instead of rebuilding) and closes."""
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._notice_foreign_writes()
             for pk, loaded in self._indexes.items():
+                self._catch_up(pk, loaded)  # another process's deletes must not reach a saved graph
                 loaded.index.close()
                 if loaded.index.dirty and loaded.index.tier == "hnsw":
                     with suppress(OSError):
