@@ -80,6 +80,7 @@ def pair_distances(identity_set: IdentitySet) -> tuple[NDArray[np.float64], NDAr
     vectors = identity_set.vectors[found].astype(np.float64)
     labels = identity_set.identities[found]
     upper = np.triu_indices(len(vectors), 1)
-    distances = np.linalg.norm(vectors[:, None] - vectors[None], axis=2)[upper]
+    squared = np.square(vectors).sum(axis=1)  # |a-b|^2 = |a|^2 + |b|^2 - 2ab: an n x n matrix, not n x n x d
+    distances = np.sqrt(np.maximum(squared[:, None] + squared[None] - 2 * vectors @ vectors.T, 0))[upper]
     same = (labels[:, None] == labels[None])[upper]
     return distances[same], distances[~same]
