@@ -19,6 +19,9 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) benchmarks/detect_faces.py --data $(OPSIS_SHARED_DATA)
+	$(PY) benchmarks/calibrate_similarity.py --data $(OPSIS_SHARED_DATA)
+	$(PY) benchmarks/face_identity.py --data $(OPSIS_SHARED_DATA)
+	$(PY) benchmarks/search_scale.py
 
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev

@@ -194,7 +194,9 @@ class SQLiteFaceStore:
         with self._graph_lock:
             for graph in self.graph_dir.glob(f"{collection_pk}.*"):
                 graph.unlink(missing_ok=True)
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # TRUNCATE waits (busy timeout) for readers of other connections to leave the log first.
+        if self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
+            log.warning("%s: readers kept the write-ahead log from being emptied after a delete", self.path)
 
     # --- collections ------------------------------------------------------------------------------
 
