@@ -201,9 +201,9 @@ def _check(vectors: NDArray[np.floating], dimension: int) -> Vectors:
 class HnswParams:
     """usearch HNSW settings; defaults tuned with benchmarks/search_scale.py on 128-d vectors."""
 
-    connectivity: int = 16
+    connectivity: int = 32
     expansion_add: int = 128
-    expansion_search: int = 128  # ef; a search uses max(this, 2 * limit)
+    expansion_search: int = 416  # ef; a search uses max(this, 2 * limit)
     overfetch: float = 1.0  # candidates re-scored = ceil(limit * overfetch)
     threads: int = 0  # for bulk adds; 0 = every core
 
