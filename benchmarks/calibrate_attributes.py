@@ -16,14 +16,13 @@ the age-range coverage and width, and with --write stores the parameters in opsi
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import argument_parser
 from face_attributes import (
     CALIBRATION_SHARE,
     FerFaces,
@@ -176,10 +175,7 @@ def write(version: str, parameters: dict[str, float], report: dict[str, Any]) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("OPSIS_SHARED_DATA", REPO.parent / "shared" / "data"))
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--write", action="store_true", help="store the parameters in the package")
     args = parser.parse_args()
     threads = Settings.load().model_threads

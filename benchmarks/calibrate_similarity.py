@@ -15,13 +15,12 @@ with --write stores them in opsis/vision/calibration/<model>.json, which the ser
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
+from common import argument_parser
 from identity_sets import load_identity_sets, pair_distances
 from numpy.typing import NDArray
 from rich.console import Console
@@ -73,10 +72,7 @@ def measured(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("OPSIS_SHARED_DATA", REPO.parent / "shared" / "data"))
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "opsis" / "models")
     parser.add_argument("--write", action="store_true", help="store the anchors in the package")
     args = parser.parse_args()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import configparser
 import os
 import socket
@@ -20,6 +21,16 @@ import numpy as np
 from botocore.config import Config
 
 from opsis.config import Settings
+
+# The shared evaluation data: ../shared/data beside the repository, or OPSIS_SHARED_DATA.
+SHARED_DATA = Path(os.environ.get("OPSIS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def argument_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's command line, described by its docstring, with --data."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--data", type=Path, default=SHARED_DATA, help="the shared evaluation data")
+    return parser
 
 
 def percentiles(ms: list[float]) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime
-from common import client, percentiles, server, timed, uptime
+from common import argument_parser, client, percentiles, server, timed, uptime
 from numpy.typing import NDArray
 from PIL import Image
 from rich.console import Console
@@ -40,7 +40,6 @@ from opsis.vision.image import decode_image
 from opsis.vision.runners.retinaface import CANDIDATE_SCORE, RetinaFaceDetector
 from opsis.vision.types import Detections, box_iou
 
-REPO = Path(__file__).resolve().parent.parent
 ONE_FACE = "faces/identities/face_recognition/images/obama/obama-480p.jpg"
 WIDER = "faces/crowd/wider"
 LEVELS = {"easy": 4, "medium": 5, "hard": 6}
@@ -264,10 +263,7 @@ def speed_tables(args: argparse.Namespace, data: Path, settings: Settings, crowd
 
 
 def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("OPSIS_SHARED_DATA", REPO.parent / "shared" / "data"))
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer iterations, 5 s load, 30 WIDER photos")
     parser.add_argument("--skip-http", action="store_true", help="no server: model and decode timings only")
     parser.add_argument("--model-threads", type=int, help="ONNX Runtime intra-op threads per request")

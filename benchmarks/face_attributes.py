@@ -42,7 +42,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime
-from common import percentiles, timed, uptime
+from common import argument_parser, percentiles, timed, uptime
 from numpy.typing import NDArray
 from PIL import Image
 from rich.console import Console
@@ -62,7 +62,6 @@ from opsis.vision.runners.emotion import (
 from opsis.vision.runners.retinaface import RetinaFaceDetector
 from opsis.vision.types import DecodedImage, Detections, box_iou
 
-REPO = Path(__file__).resolve().parent.parent
 UTKFACE = "faces/attributes/utkface/labels.csv"
 FER2013 = "faces/attributes/fer2013/labels.csv"
 WIDER_DEMOGRAPHICS = "faces/attributes/wider_demographics/demographics.csv"
@@ -506,10 +505,7 @@ def speed_table(
 
 
 def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("OPSIS_SHARED_DATA", REPO.parent / "shared" / "data"))
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="about 300 faces per set and fewer timing runs")
     parser.add_argument("--model-threads", type=int, help="ONNX Runtime intra-op threads")
     return parser.parse_args()

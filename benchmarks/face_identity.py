@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime
-from common import client, percentiles, server, timed, uptime
+from common import argument_parser, client, percentiles, server, timed, uptime
 from identity_sets import IdentitySet, load_identity_sets, pair_distances
 from numpy.typing import NDArray
 from rich.console import Console
@@ -65,7 +65,6 @@ from opsis.vision.runners.dlib_resnet import DlibResNetEmbedder
 from opsis.vision.runners.retinaface import RetinaFaceDetector
 from opsis.vision.similarity import SimilarityScale, similarity_scale
 
-REPO = Path(__file__).resolve().parent.parent
 FMRS = (1e-3, 1e-4)
 THRESHOLD = 80.0  # CompareFaces' SimilarityThreshold and SearchFaces' FaceMatchThreshold default
 FOLDS = 10
@@ -534,10 +533,7 @@ def settings_table(settings: Settings, began: float, load_before: str) -> Table:
 
 
 def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("OPSIS_SHARED_DATA", REPO.parent / "shared" / "data"))
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="20 photos indexed, 10 timed calls per row")
     parser.add_argument("--model-threads", type=int, help="ONNX Runtime intra-op threads per request")
     parser.add_argument("--workers", type=int, help="requests running models at once in the server")
