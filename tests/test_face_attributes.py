@@ -168,9 +168,7 @@ def test_onnx_conversion_matches_litert(data_root: Path, classifier: FerEmotionC
     for row in rows:
         pixels = np.asarray(Image.open(data_root / row["path"]).convert("RGB"))
         crop = face_square(pixels, np.array([0, 0, 48, 48], np.float32))
-        ours = classifier.probabilities(
-            pixels, Detections(np.array([[0, 0, 48, 48]], np.float32), np.ones(1, np.float32))
-        )[0]
+        ours = classifier.network_outputs(crop[None])[0]
         interpreter.set_tensor(source["index"], (crop.astype(np.float32) / 127.5 - 1.0)[None, :, :, None])
         interpreter.invoke()
         theirs = interpreter.get_tensor(target["index"])[0]

@@ -12,6 +12,11 @@ found, not landmark-aligned. Cutting the same square around RetinaFace's box cla
 FER2013 faces as well as the original crops do (54.4% vs 54.0%), where on the calibration split
 dlib's aligned chips (the age, gender and identity networks' input) lost 5 to 15 points, depending
 on the padding, and undoing the roll lost 2; so this runner uses the box alone.
+
+Each face is classified twice, as cut and mirrored, and the two outputs averaged (geometric mean):
+on both the calibration and the held-out FER2013 faces this gained 0.3-1.6 points of top-1
+accuracy for 0.8 ms more per face. Averaging further crops (shifted by 5%, scaled by 0.9-1.1) won
+on the held-out faces but lost 1-2 points on the calibration faces, so it was left out.
 """
 
 from __future__ import annotations
@@ -82,11 +87,20 @@ class FerEmotionClassifier:
         return {"emotions": emotion_types(self.calibration.apply(self.probabilities(pixels, faces)))}
 
     def probabilities(self, pixels: NDArray[np.uint8], faces: Detections) -> NDArray[np.float32]:
-        """(n, 7) uncalibrated network outputs in `FER_CLASSES` order."""
+        """(n, 7) uncalibrated probabilities in `FER_CLASSES` order: the geometric mean of the
+        network's outputs for each face's square and its mirror image, renormalised."""
         if len(faces) == 0:
             return np.zeros((0, len(FER_CLASSES)), np.float32)
-        crops = np.stack([face_square(pixels, box) for box in faces.xyxy])
-        batch = (crops.astype(np.float32) / 127.5 - 1.0)[:, None]
+        squares = np.stack([face_square(pixels, box) for box in faces.xyxy])
+        outputs = self.network_outputs(np.concatenate([squares, squares[:, :, ::-1]]))
+        log_mean = np.log(np.clip(outputs, 1e-12, 1.0)).reshape(2, len(faces), -1).mean(axis=0)
+        mean = np.exp(log_mean - log_mean.max(axis=1, keepdims=True))
+        result: NDArray[np.float32] = (mean / mean.sum(axis=1, keepdims=True)).astype(np.float32)
+        return result
+
+    def network_outputs(self, squares: NDArray[np.uint8]) -> NDArray[np.float32]:
+        """(n, 7) softmax outputs for (n, 64, 64) grayscale face squares."""
+        batch = (squares.astype(np.float32) / 127.5 - 1.0)[:, None]
         outputs: NDArray[np.float32] = self._session.run(None, {self._input: batch})[0]
         return outputs.astype(np.float32)
 
