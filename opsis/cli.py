@@ -633,6 +633,7 @@ def _faces_table(photo: Path, response: Response) -> Table:
         "Sharpness",
     ):
         table.add_column(column, justify="right")
+    table.add_column("Attributes")
     for number, face in enumerate(response["FaceDetails"], start=1):
         box, pose, quality = face["BoundingBox"], face.get("Pose", {}), face.get("Quality", {})
         table.add_row(
@@ -641,8 +642,27 @@ def _faces_table(photo: Path, response: Response) -> Table:
             *_box(box),
             *(f"{pose[k]:.0f}" if k in pose else "" for k in ("Roll", "Yaw", "Pitch")),
             *(f"{quality[k]:.0f}" if k in quality else "" for k in ("Brightness", "Sharpness")),
+            _attribute_summary(face),
         )
     return table
+
+
+def _attribute_summary(face: dict[str, Any]) -> str:
+    """The facial attributes a face was described with, e.g. "Female 97%, 23-31, HAPPY 88%, Smile"."""
+    parts = []
+    if "Gender" in face:
+        parts.append(f"{face['Gender']['Value']} {face['Gender']['Confidence']:.0f}%")
+    if "AgeRange" in face:
+        parts.append(f"{face['AgeRange']['Low']}-{face['AgeRange']['High']}")
+    if face.get("Emotions"):
+        top = face["Emotions"][0]
+        parts.append(f"{top['Type']} {top['Confidence']:.0f}%")
+    for key in ("Smile", "EyesOpen", "MouthOpen", "Eyeglasses", "Sunglasses", "Beard", "Mustache", "FaceOccluded"):
+        if key in face:
+            parts.append(key if face[key]["Value"] else f"no {key}")
+    if "EyeDirection" in face:
+        parts.append(f"gaze {face['EyeDirection']['Yaw']:.0f}/{face['EyeDirection']['Pitch']:.0f}")
+    return ", ".join(parts)
 
 
 def _box(box: dict[str, float]) -> list[str]:

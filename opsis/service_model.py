@@ -28,3 +28,9 @@ def operation_model(name: str) -> OperationModel:
 def shape_members(shape_name: str) -> frozenset[str]:
     """Member names of a structure shape, e.g. the fields a `ComparedFace` may carry."""
     return frozenset(service_model().shape_for(shape_name).members)
+
+
+@cache
+def shape_enum(shape_name: str) -> tuple[str, ...]:
+    """Values of an enum shape in the model's order, e.g. the 30 landmark types."""
+    return tuple(service_model().shape_for(shape_name).enum)

@@ -38,6 +38,17 @@ def test_detect_faces_table(data_root: Path) -> None:
     assert "Confidence" in result.output
 
 
+def test_detect_faces_table_summarises_requested_attributes(data_root: Path) -> None:
+    photo = data_root / "faces/identities/face_recognition/images/biden/biden2.jpg"
+    result = CliRunner().invoke(
+        main, ["detect-faces", str(photo), "--attributes", "GENDER,SMILE,EMOTIONS"], terminal_width=250
+    )
+    assert result.exit_code == 0, result.output
+    assert "Male" in result.output
+    assert "HAPPY" in result.output
+    assert "Smile" in result.output and "no Smile" not in result.output
+
+
 def test_detect_faces_on_a_bad_file_prints_the_rekognition_error(tmp_path: Path) -> None:
     bad = tmp_path / "notes.jpg"
     bad.write_text("not a photo")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from opsis.errors import InvalidParameterException
 from opsis.ops.context import Context
+from opsis.ops.face_attributes import describe_faces, requested_attributes
 from opsis.ops.faces import usable_faces
 from opsis.ops.images import decode_checked, image_bytes, load_image
 from opsis.ops.paging import page, page_start
@@ -33,24 +35,28 @@ def index_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     data = image_bytes(ctx, params["Image"])
     image = decode_checked(data)
     image_id = str(uuid.UUID(bytes=hashlib.sha256(data).digest()[:16], version=4))
-    faces = analyze(image, ctx.face_detector())
+    attributes = requested_attributes(params.get("DetectionAttributes"))
+    faces = describe_faces(ctx, image, analyze(image, ctx.face_detector()), attributes)
     reasons = quality_reasons(faces, params.get("QualityFilter", "AUTO"))
     passing = [row for row, why in enumerate(reasons) if not why]
     for row in passing[params.get("MaxFaces", len(passing)) :]:
         reasons[row].append("EXCEEDS_MAX_FACES")
     chosen = [row for row, why in enumerate(reasons) if not why]
-    size = (image.width, image.height)
+
+    def detail(row: int) -> Mapping[str, Any]:
+        return face_detail(faces, row, image.width, image.height, attributes)
+
     chosen_faces = faces[np.array(chosen, dtype=np.int64)]
     stored = _store_faces(
         ctx, collection, image, chosen_faces, image_id=image_id, external_id=params.get("ExternalImageId")
     )
     return {
         "FaceRecords": [
-            {"Face": stored_face(face, collection.face_model_version), "FaceDetail": face_detail(faces, row, *size)}
+            {"Face": stored_face(face, collection.face_model_version), "FaceDetail": detail(row)}
             for face, row in zip(stored, chosen, strict=True)
         ],
         "UnindexedFaces": [
-            {"Reasons": why, "FaceDetail": face_detail(faces, row, *size)} for row, why in enumerate(reasons) if why
+            {"Reasons": why, "FaceDetail": detail(row)} for row, why in enumerate(reasons) if why
         ],
         "FaceModelVersion": collection.face_model_version,
     }

@@ -11,7 +11,7 @@ from opsis.store.base import FaceStore, ObjectSource
 from opsis.store.objects import object_source
 from opsis.vision import registry
 from opsis.vision.cache import ModelCache
-from opsis.vision.runners.base import FaceDetector, FaceEmbedder
+from opsis.vision.runners.base import FaceAttributes, FaceDetector, FaceEmbedder
 from opsis.vision.similarity import SimilarityScale, similarity_scale
 
 
@@ -49,6 +49,9 @@ class Context:
             self.models, settings.face_embedder, settings.model_threads, settings.model_cache_dir
         )
 
+    def face_attributes(self, name: str) -> FaceAttributes:
+        return registry.face_attributes(self.models, name, self.settings.model_threads)
+
     def similarity(self, model_version: str) -> SimilarityScale:
         """Distance -> Similarity for vectors of this embedding model version."""
         return similarity_scale(model_version)
@@ -64,3 +67,5 @@ class Context:
         """Load the models now, so the first request does not pay for it."""
         self.face_detector()
         self.face_embedder()
+        for name in registry.FACE_ATTRIBUTES:
+            self.face_attributes(name)

@@ -8,6 +8,7 @@ import numpy as np
 
 from opsis.errors import InvalidParameterException
 from opsis.ops.context import Context
+from opsis.ops.face_attributes import COMPARED_FACE_ATTRIBUTES, describe_faces, requested_attributes
 from opsis.ops.images import load_image
 from opsis.ops.quality_filter import quality_reasons
 from opsis.ops.shapes import compared_face, face_detail
@@ -15,7 +16,11 @@ from opsis.vision.faces import analyze, embed_faces
 from opsis.vision.types import DecodedImage, Detections
 
 if TYPE_CHECKING:
-    from mypy_boto3_rekognition.type_defs import CompareFacesResponseTypeDef, DetectFacesResponseTypeDef
+    from mypy_boto3_rekognition.type_defs import (
+        ComparedFaceTypeDef,
+        CompareFacesResponseTypeDef,
+        DetectFacesResponseTypeDef,
+    )
 
 DEFAULT_SIMILARITY_THRESHOLD = 80.0
 
@@ -23,15 +28,16 @@ DEFAULT_SIMILARITY_THRESHOLD = 80.0
 def detect_faces(ctx: Context, params: dict[str, Any]) -> DetectFacesResponseTypeDef:
     """DetectFaces: the 100 largest faces, largest first.
 
-    `Attributes` DEFAULT (or omitted) gives BoundingBox, Confidence, Pose, Quality and Landmarks,
-    as Rekognition's DEFAULT does; ALL and the named facial attributes add what this build's
-    attribute models compute (none yet beyond DEFAULT: see the README).
+    `Attributes` DEFAULT (or omitted) gives BoundingBox, Confidence, Pose, Quality and five
+    Landmarks, as Rekognition's DEFAULT does; ALL or named attributes add those attributes, and
+    (when any of them needs the face mesh) the 30 landmark types and a mesh-based Pose.
     EXIF orientation is applied before detection, so boxes refer to the upright image and, as in
     Rekognition, `OrientationCorrection` is not returned.
     """
     image = load_image(ctx, params["Image"])
-    faces = analyze(image, ctx.face_detector())
-    details = [face_detail(faces, row, image.width, image.height) for row in range(len(faces))]
+    attributes = requested_attributes(params.get("Attributes"))
+    faces = describe_faces(ctx, image, analyze(image, ctx.face_detector()), attributes)
+    details = [face_detail(faces, row, image.width, image.height, attributes) for row in range(len(faces))]
     return {"FaceDetails": details}  # type: ignore[typeddict-item]
 
 
@@ -50,22 +56,27 @@ def compare_faces(ctx: Context, params: dict[str, Any]) -> CompareFacesResponseT
     embedder = ctx.face_embedder()
     source_vector = embed_faces(source_image, source, embedder).data["embedding"][0]
     target_vectors = embed_faces(target_image, targets, embedder).data["embedding"]
+    targets = describe_faces(ctx, target_image, targets, COMPARED_FACE_ATTRIBUTES)
     distances = np.linalg.norm(target_vectors - source_vector, axis=1)
     similarities = ctx.similarity(embedder.version).similarity(distances)
     threshold = params.get("SimilarityThreshold", DEFAULT_SIMILARITY_THRESHOLD)
     order = np.argsort(-similarities, kind="stable")
     size = (target_image.width, target_image.height)
+
+    def compared(row: int) -> ComparedFaceTypeDef:
+        return compared_face(targets, row, *size, COMPARED_FACE_ATTRIBUTES)
+
     return {
         "SourceImageFace": {
             "BoundingBox": face_detail(source, 0, source_image.width, source_image.height)["BoundingBox"],
             "Confidence": float(source.confidence[0]) * 100.0,
         },
         "FaceMatches": [
-            {"Similarity": float(similarities[row]), "Face": compared_face(targets, row, *size)}
+            {"Similarity": float(similarities[row]), "Face": compared(row)}
             for row in order
             if similarities[row] >= threshold
         ],
-        "UnmatchedFaces": [compared_face(targets, row, *size) for row in order if similarities[row] < threshold],
+        "UnmatchedFaces": [compared(row) for row in order if similarities[row] < threshold],
     }  # type: ignore[typeddict-item]
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import cv2
 import numpy as np
 
 from opsis.vision.pose import estimate_pose
 from opsis.vision.quality import measure_quality
-from opsis.vision.runners.base import FaceDetector, FaceEmbedder
-from opsis.vision.types import DecodedImage, Detections
+from opsis.vision.runners.base import FaceAttributes, FaceDetector, FaceEmbedder
+from opsis.vision.types import Columns, DecodedImage, Detections
 
 # Rekognition describes at most the 100 largest faces of an image.
 MAX_FACES = 100
@@ -35,6 +37,14 @@ def analyze(image: DecodedImage, detector: FaceDetector, max_faces: int = MAX_FA
 def embed_faces(image: DecodedImage, faces: Detections, embedder: FaceEmbedder) -> Detections:
     """`faces` with an `embedding` column: identity vectors from the embedder."""
     return faces.with_columns(embedding=embedder.embed(image.pixels, faces))
+
+
+def describe(image: DecodedImage, faces: Detections, runners: Iterable[FaceAttributes]) -> Detections:
+    """`faces` with the columns (age, emotions, mesh, ...) each attribute runner computes for them."""
+    columns: Columns = {}
+    for runner in runners:
+        columns.update(runner.annotate(image.pixels, faces))
+    return faces.with_columns(**columns)
 
 
 def find_faces(image: DecodedImage, detector: FaceDetector) -> Detections:
