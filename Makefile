@@ -21,6 +21,7 @@ bench: $(VENV)/.dev
 	$(PY) benchmarks/detect_faces.py --data $(OPSIS_SHARED_DATA)
 	$(PY) benchmarks/calibrate_similarity.py --data $(OPSIS_SHARED_DATA)
 	$(PY) benchmarks/face_identity.py --data $(OPSIS_SHARED_DATA)
+	$(PY) benchmarks/face_attributes.py --data $(OPSIS_SHARED_DATA)
 	$(PY) benchmarks/search_scale.py
 
 install: $(VENV)/.runtime

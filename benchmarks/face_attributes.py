@@ -21,13 +21,18 @@ Measures, and prints as tables:
    eyes_open.csv (labelled by eye, see `eyes_open_labels`); on the identity sets' portraits, which
    look into the camera, how far the gaze points from it and how the mesh's head pose agrees with
    the five-point estimate (opsis.vision.pose). Accuracy, ECE and the majority-class share, with n.
+   Accuracy per CelebA group (Male x Young), with the gap between the best and worst group.
 5. Speed, in-process: p50/p95 ms per face of each runner on a one-face 853x480 photo, and per face
-   in one batch of the 100 largest faces of the WIDER photo with most faces.
-6. `uptime` at start and end.
+   in one batch of the 100 largest faces of the WIDER photo with most faces; and what
+   Attributes=ALL adds per face to a whole DetectFaces call (the operation handler, in-process).
+6. Eyeglasses, sunglasses, beard, mustache and face occlusion: benchmarks/train_appearance.py's
+   evaluation of the shipped models (in-sample on the shared split, which trained them).
+7. `uptime` at start and end.
 
 Calibration (benchmarks/calibrate_attributes.py) is fitted on the faces whose path hashes into the
 first CALIBRATION_SHARE tenths of each set; every UTKFace, FER2013, CelebA, eyes-open and portrait
-figure here is on the other faces only, so none is in-sample. WIDER plays no part in calibration.
+figure here is on the other faces only, so none is in-sample (except where marked: the appearance
+models). WIDER plays no part in calibration.
 
     .venv/bin/python benchmarks/face_attributes.py [--data ../shared/data] [--quick]
 """
@@ -53,11 +58,15 @@ from numpy.typing import NDArray
 from PIL import Image
 from rich.console import Console
 from rich.table import Table
+from train_appearance import evaluate as evaluate_appearance
 
 from opsis.config import Settings
+from opsis.ops.context import Context
+from opsis.ops.faces import detect_faces
 from opsis.vision.faces import MAX_FACES, find_faces, largest
 from opsis.vision.pose import estimate_pose
 from opsis.vision.runners.age_gender import AgeGenderCalibration, AgeGenderEstimator, age_moments
+from opsis.vision.runners.appearance import FaceAppearanceClassifier
 from opsis.vision.runners.dlib_resnet import fit_shapes, load_shape_predictor
 from opsis.vision.runners.emotion import (
     FER_CLASSES,
@@ -76,6 +85,7 @@ WIDER_DEMOGRAPHICS = "faces/attributes/wider_demographics/demographics.csv"
 CROWD = "faces/crowd/wider/gt.json"
 ONE_FACE = "faces/identities/face_recognition/images/obama/obama-480p.jpg"
 CELEBA = "faces/attributes/celeba/attributes.csv"
+CELEBA_GROUP_LABELS = ("Smiling", "Mouth_Slightly_Open", "Male", "Young", "Eyeglasses", "No_Beard")
 EYES_OPEN_LABELS = Path(__file__).resolve().parent / "labels" / "eyes_open.csv"
 PORTRAIT_SETS = ("celeba", "deepface", "face_recognition")
 # Below this face-presence probability the mesh says the detector's box holds no face.
@@ -636,36 +646,28 @@ def gaze_table(portraits: MeshFaces, calibration: FaceMeshCalibration) -> Table:
     return table
 
 
-def speed_table(
-    data: Path,
-    detector: RetinaFaceDetector,
-    estimator: AgeGenderEstimator,
-    classifier: FerEmotionClassifier,
-    mesher: FaceMeshRunner,
-    *,
-    count: int,
-) -> Table:
+def speed_table(data: Path, models: Runners, *, count: int) -> Table:
     """p50/p95 ms per face: one face, and per face in one batch of the most crowded WIDER photo."""
+    detector = models.detector
     one = np.asarray(Image.open(data / ONE_FACE).convert("RGB"))
-    crowd_path = max(json.loads((data / CROWD).read_text()).items(), key=lambda item: len(item[1]))[0]
-    crowd = np.asarray(Image.open(data / crowd_path).convert("RGB"))
+    crowd = np.asarray(Image.open(data / most_crowded(data)).convert("RGB"))
     shapes = load_shape_predictor()
     batches = {
         "one": (one, locate_face(one, detector)[0]),
         "crowd": (crowd, largest(find_faces(DecodedImage(crowd, "JPEG"), detector), MAX_FACES)),
     }
+    attribute_runners = (models.estimator, models.classifier, models.mesher, models.appearance)
     steps: dict[str, Callable[[NDArray[np.uint8], Detections], object]] = {
-        "dlib 5-point landmarks (inside age/gender)": lambda pixels, faces: fit_shapes(
+        "dlib 5-point landmarks (inside age/gender, appearance)": lambda pixels, faces: fit_shapes(
             shapes, np.ascontiguousarray(pixels), faces
         ),
-        "age + gender (AgeGenderEstimator.annotate)": estimator.annotate,
-        "emotions (FerEmotionClassifier.annotate)": classifier.annotate,
-        "face mesh + iris, every mesh column (FaceMeshRunner.annotate)": mesher.annotate,
-        "all attributes together": lambda pixels, faces: (
-            estimator.annotate(pixels, faces),
-            classifier.annotate(pixels, faces),
-            mesher.annotate(pixels, faces),
-        ),
+        "age + gender (AgeGenderEstimator)": models.estimator.annotate,
+        "emotions, face and mirror (FerEmotionClassifier)": models.classifier.annotate,
+        "face mesh + iris, every mesh column (FaceMeshRunner)": models.mesher.annotate,
+        "eyeglasses .. occlusion (FaceAppearanceClassifier)": models.appearance.annotate,
+        "all attribute runners (Attributes=ALL)": lambda pixels, faces: [
+            runner.annotate(pixels, faces) for runner in attribute_runners
+        ],
     }
     table = Table(
         "step",
@@ -689,13 +691,32 @@ def parse() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def runners(threads: int) -> tuple[RetinaFaceDetector, AgeGenderEstimator, FerEmotionClassifier, FaceMeshRunner]:
-    return (
-        RetinaFaceDetector(threads=threads),
-        AgeGenderEstimator(threads=threads),
-        FerEmotionClassifier(threads=threads),
-        FaceMeshRunner(threads=threads),
-    )
+@dataclass(frozen=True)
+class Runners:
+    detector: RetinaFaceDetector
+    estimator: AgeGenderEstimator
+    classifier: FerEmotionClassifier
+    mesher: FaceMeshRunner
+    appearance: FaceAppearanceClassifier
+
+    @classmethod
+    def load(cls, threads: int) -> Runners:
+        return cls(
+            RetinaFaceDetector(threads=threads),
+            AgeGenderEstimator(threads=threads),
+            FerEmotionClassifier(threads=threads),
+            FaceMeshRunner(threads=threads),
+            FaceAppearanceClassifier(threads=threads),
+        )
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {
+            "age/gender model": self.estimator.version,
+            "emotion model": self.classifier.version,
+            "face mesh model": self.mesher.version,
+            "appearance model": self.appearance.version,
+        }
 
 
 def main() -> None:
@@ -707,34 +728,35 @@ def main() -> None:
     settings = Settings.load(model_threads=args.model_threads)
     began, load_before = time.perf_counter(), uptime()
     console.print(f"uptime at start: {load_before}")
-    detector, estimator, classifier, mesher = runners(settings.model_threads)
+    models = Runners.load(settings.model_threads)
+    detector, estimator = models.detector, models.estimator
     limit = 300 if args.quick else None
     utk = utkface_outputs(data, detector, estimator, limit)
-    fer = fer_outputs(data, detector, classifier, limit)
+    fer = fer_outputs(data, detector, models.classifier, limit)
     tables = [
         *utkface_tables(utk, estimator.calibration),
-        *fer_tables(fer, classifier.calibration),
+        *fer_tables(fer, models.classifier.calibration),
         wider_gender_table(wider_outcomes(data, detector, estimator)),
-        *mesh_tables(data, detector, estimator, mesher),
-        speed_table(data, detector, estimator, classifier, mesher, count=20 if args.quick else 100),
+        *mesh_tables(data, models),
+        speed_table(data, models, count=20 if args.quick else 100),
+        request_cost_table(data, settings, count=10 if args.quick else 40),
         detection_table(utk, fer),
     ]
-    versions = (estimator.version, classifier.version, mesher.version)
-    env = settings_table(settings.model_threads, versions, load_before, began)
+    env = settings_table(settings.model_threads, models.versions, load_before, began)
     for table in [env, *tables]:
         console.print(table)
+    # Eyeglasses, sunglasses, beard, mustache, occlusion: the appearance script's own evaluation.
+    evaluate_appearance(data)
     console.print(f"uptime at end: {uptime()}")
 
 
-def settings_table(threads: int, versions: tuple[str, str, str], load_before: str, began: float) -> Table:
+def settings_table(threads: int, versions: dict[str, str], load_before: str, began: float) -> Table:
     table = Table("", "value", title="Machine and settings")
     for name, value in (
         ("cores", str(os.cpu_count())),
         ("onnxruntime", onnxruntime.__version__),
         ("model_threads (ORT intra-op)", str(threads)),
-        ("age/gender model", versions[0]),
-        ("emotion model", versions[1]),
-        ("face mesh model", versions[2]),
+        *versions.items(),
         ("uptime at start", load_before),
         ("uptime after the measurements", uptime()),
         ("total run time", f"{time.perf_counter() - began:.0f} s"),
@@ -743,24 +765,88 @@ def settings_table(threads: int, versions: tuple[str, str, str], load_before: st
     return table
 
 
-def mesh_tables(
-    data: Path, detector: RetinaFaceDetector, estimator: AgeGenderEstimator, mesher: FaceMeshRunner
-) -> list[Table]:
+def mesh_tables(data: Path, models: Runners) -> list[Table]:
     """The face-mesh section (4 in the module docstring); every set is small, so always whole."""
+    detector, mesher = models.detector, models.mesher
     attributes = celeba_attributes(data)
     celeba = mesh_faces(data, list(attributes), detector, mesher)
     eyes = mesh_faces(data, list(eyes_open_labels()), detector, mesher)
     portraits = mesh_faces(data, portrait_paths(data), detector, mesher)
-    male = celeba_male(data, celeba, estimator)
+    male = celeba_male(data, celeba, models.estimator)
     coverage = Table("set", "photos", "face confirmed by the mesh", title="Face mesh inputs (all, both splits)")
     for name, faces in (("CelebA attributes", celeba), ("eyes-open labels", eyes), ("portraits", portraits)):
         coverage.add_row(name, str(faces.photos), str(len(faces.paths)))
     calibration = mesher.calibration
     return [
         mesh_attribute_table(celeba, male, eyes, portraits, attributes=attributes, calibration=calibration),
+        celeba_group_table(data, celeba, male, attributes, models),
         gaze_table(portraits, calibration),
         coverage,
     ]
+
+
+def most_crowded(data: Path) -> str:
+    """The WIDER photo with the most annotated faces."""
+    boxes: dict[str, list[object]] = json.loads((data / CROWD).read_text())
+    return max(boxes, key=lambda path: len(boxes[path]))
+
+
+def request_cost_table(data: Path, settings: Settings, *, count: int) -> Table:
+    """What Attributes=ALL adds to a whole DetectFaces request (decode, detect, describe, shape),
+    in-process through the operation handler, per face."""
+    context = Context.create(settings)
+    context.warm_up()
+    table = Table("photo", "faces", "DEFAULT p50 ms", "ALL p50 ms", "ALL adds per face p50 ms", title="DetectFaces")
+    for name, path in (("one face", ONE_FACE), ("crowd", most_crowded(data))):
+        image = {"Bytes": (data / path).read_bytes()}
+        faces = len(detect_faces(context, {"Image": image})["FaceDetails"])
+        runs = count if name == "one face" else max(3, count // 10)
+        default, every = (
+            float(np.median(timed(partial(detect_faces, context, {"Image": image, "Attributes": [kind]}), runs)))
+            for kind in ("DEFAULT", "ALL")
+        )
+        table.add_row(name, str(faces), f"{default:.0f}", f"{every:.0f}", f"{(every - default) / faces:.1f}")
+    context.close()
+    return table
+
+
+def celeba_group_table(
+    data: Path, celeba: MeshFaces, male: NDArray[np.float32], attributes: dict[str, dict[str, bool]], models: Runners
+) -> Table:
+    """Accuracy per CelebA demographic group (Male x Young, the labels CelebA has): the mesh's
+    and the gender runner's on the held-out faces; the appearance runner's on every face, in-sample
+    on the shared split (its training used these labels: only the held-out split tests it)."""
+    appearance = [
+        models.appearance.annotate(photo_pixels(data, path), celeba.faces[[row]])
+        for row, path in enumerate(celeba.paths)
+    ]
+    mesh = models.mesher.calibration.columns(celeba.measures(models.mesher.calibration))
+    flags = {name: celeba.labels({p: f[name] for p, f in attributes.items()}) for name in CELEBA_GROUP_LABELS}
+    predictions = {
+        "Smile": (mesh["smile"], flags["Smiling"], celeba.held_out),
+        "MouthOpen": (mesh["mouth_open"], flags["Mouth_Slightly_Open"], celeba.held_out),
+        "Gender": (male, flags["Male"], celeba.held_out),
+        "Eyeglasses*": (np.array([a["eyeglasses"][0] for a in appearance]), flags["Eyeglasses"], None),
+        "Beard*": (np.array([a["beard"][0] for a in appearance]), ~flags["No_Beard"], None),
+    }
+    groups = {
+        f"{'men' if is_male else 'women'}, {'young' if young else 'not young'}": (flags["Male"] == is_male)
+        & (flags["Young"] == young)
+        for is_male in (False, True)
+        for young in (True, False)
+    }
+    table = Table("attribute", *groups, "gap best-worst", title="CelebA accuracy by group (n) (*: in-sample)")
+    for name, (probability, truth, held_out) in predictions.items():
+        cells, rates = [], []
+        for members in groups.values():
+            rows = members & held_out if held_out is not None else members
+            correct = (probability[rows] >= 0.5) == truth[rows]
+            cells.append(f"{correct.mean():.1%} ({rows.sum()})" if rows.any() else "-")
+            if rows.sum() >= MIN_GROUP:
+                rates.append(correct.mean())
+        gap = f"{max(rates) - min(rates):.1%}" if len(rates) > 1 else "-"
+        table.add_row(name, *cells, gap)
+    return table
 
 
 def detection_table(utk: UtkFaces, fer: FerFaces) -> Table:
