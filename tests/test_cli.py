@@ -46,7 +46,8 @@ def test_detect_faces_table_summarises_requested_attributes(data_root: Path) -> 
     assert result.exit_code == 0, result.output
     assert "Male" in result.output
     assert "HAPPY" in result.output
-    assert "Smile" in result.output and "no Smile" not in result.output
+    assert "Smile" in result.output
+    assert "no Smile" not in result.output
 
 
 def test_detect_faces_on_a_bad_file_prints_the_rekognition_error(tmp_path: Path) -> None:
