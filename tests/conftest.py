@@ -18,6 +18,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from opsis.vision.runners.retinaface import RetinaFaceDetector
+
 REPO = Path(__file__).resolve().parent.parent
 DATA_ROOT = Path(os.environ.get("OPSIS_SHARED_DATA", REPO.parent / "shared" / "data"))
 REGION = "us-east-1"
@@ -130,6 +132,12 @@ def rekognition(server: LiveServer) -> Any:
 def unvalidated_rekognition(server: LiveServer) -> Any:
     """The same client with botocore's own parameter checks off, so the server's are tested."""
     return client(server, parameter_validation=False)
+
+
+@pytest.fixture(scope="session")
+def detector() -> RetinaFaceDetector:
+    """The face detector, in-process, for tests of the runners that take its faces."""
+    return RetinaFaceDetector(threads=2)
 
 
 def read(data_root: Path, relative: str) -> bytes:

@@ -38,11 +38,6 @@ SAMPLES = 24
 
 
 @pytest.fixture(scope="session")
-def detector() -> RetinaFaceDetector:
-    return RetinaFaceDetector(threads=2)
-
-
-@pytest.fixture(scope="session")
 def classifier() -> FaceAppearanceClassifier:
     return FaceAppearanceClassifier(threads=2)
 

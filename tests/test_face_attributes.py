@@ -30,11 +30,6 @@ SAMPLES = 24
 
 
 @pytest.fixture(scope="session")
-def detector() -> RetinaFaceDetector:
-    return RetinaFaceDetector(threads=2)
-
-
-@pytest.fixture(scope="session")
 def estimator() -> AgeGenderEstimator:
     return AgeGenderEstimator(threads=2)
 

@@ -53,11 +53,6 @@ SAMPLES = 40
 
 
 @pytest.fixture(scope="session")
-def detector() -> RetinaFaceDetector:
-    return RetinaFaceDetector(threads=2)
-
-
-@pytest.fixture(scope="session")
 def mesher() -> FaceMeshRunner:
     return FaceMeshRunner(threads=2)
 
