@@ -55,6 +55,7 @@ from rich.console import Console
 from rich.table import Table
 
 from opsis.config import Settings
+from opsis.vision.calibration import calibration_path
 from opsis.vision.mesh_geometry import head_axes, pupil_offsets
 from opsis.vision.runners.age_gender import CHILD_AGE, AgeGenderCalibration, AgeGenderEstimator
 from opsis.vision.runners.emotion import EmotionCalibration, FerEmotionClassifier
@@ -285,7 +286,7 @@ def platt(name: str, measure: NDArray[np.float32], labels: NDArray[np.bool_]) ->
 def write(version: str, parameters: dict[str, float], report: dict[str, Any]) -> None:
     rounded = {name: round(value, 4) if isinstance(value, float) else value for name, value in report.items()}
     document = {"model_version": version, "parameters": parameters, "calibration": rounded}
-    target = REPO / "opsis" / "vision" / "calibration" / f"{version}.json"
+    target = REPO / calibration_path(version)
     target.write_text(json.dumps(document, indent=2) + "\n")
     console.print(f"wrote {target}")
 

@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from rich.console import Console
 from rich.table import Table
 
+from opsis.vision.calibration import calibration_path
 from opsis.vision.runners.dlib_resnet import DlibResNetEmbedder
 
 REPO = Path(__file__).resolve().parent.parent
@@ -107,7 +108,7 @@ def main() -> None:
                 "thresholds": thresholds,
             },
         }
-        target = REPO / "opsis" / "vision" / "calibration" / f"{version}.json"
+        target = REPO / calibration_path(version)
         target.write_text(json.dumps(document, indent=2) + "\n")
         Console().print(f"wrote {target}")
 

@@ -64,10 +64,10 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
+from opsis.vision.calibration import calibration_path
 from opsis.vision.faces import find_faces, largest
 from opsis.vision.runners.appearance import (
     ATTRIBUTES,
-    CALIBRATION_PACKAGE,
     FaceAppearanceClassifier,
     LogisticModel,
     combine,
@@ -670,7 +670,7 @@ def write(models: dict[str, LogisticModel], report: dict[str, Any]) -> Path:
         "models": {name: model.to_json() for name, model in models.items()},
         "report": report,
     }
-    target = REPO / CALIBRATION_PACKAGE.replace(".", "/") / f"{FaceAppearanceClassifier.version}.json"
+    target = REPO / calibration_path(FaceAppearanceClassifier.version)
     target.write_text(json.dumps(document, indent=1) + "\n")
     return target
 

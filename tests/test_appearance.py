@@ -11,8 +11,6 @@ made here, on photos the models saw without them.
 from __future__ import annotations
 
 import csv
-import json
-from importlib.resources import files
 from pathlib import Path
 
 import cv2
@@ -22,9 +20,10 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from opsis.vision.cache import ModelCache
+from opsis.vision.calibration import calibration_document
 from opsis.vision.faces import find_faces, largest
 from opsis.vision.registry import face_attributes
-from opsis.vision.runners.appearance import ATTRIBUTES, CALIBRATION_PACKAGE, FaceAppearanceClassifier
+from opsis.vision.runners.appearance import ATTRIBUTES, FaceAppearanceClassifier
 from opsis.vision.runners.appearance_features import FEATURE_NAMES
 from opsis.vision.runners.retinaface import RetinaFaceDetector
 from opsis.vision.types import DecodedImage, Detections
@@ -217,7 +216,7 @@ def test_no_faces_give_empty_columns(classifier: FaceAppearanceClassifier) -> No
 
 
 def test_shipped_models_read_measured_features() -> None:
-    document = json.loads((files(CALIBRATION_PACKAGE) / f"{FaceAppearanceClassifier.version}.json").read_text())
+    document = calibration_document(FaceAppearanceClassifier.version)
     assert set(document["models"]) == set(ATTRIBUTES)
     for name, model in document["models"].items():
         count = len(model["features"])

@@ -9,15 +9,13 @@ invertible: a threshold becomes a search radius.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
-from importlib.resources import files
 
 import numpy as np
 from numpy.typing import NDArray
 
-CALIBRATION_PACKAGE = "opsis.vision.calibration"
+from opsis.vision.calibration import calibration_document
 
 
 @dataclass(frozen=True)
@@ -48,8 +46,7 @@ class SimilarityScale:
 @cache
 def similarity_scale(model_version: str) -> SimilarityScale:
     """The shipped calibration of an embedding model."""
-    text = (files(CALIBRATION_PACKAGE) / f"{model_version}.json").read_text()
-    anchors = json.loads(text)["anchors"]
+    anchors = calibration_document(model_version)["anchors"]
     return SimilarityScale(
         model_version=model_version,
         distances=tuple(float(distance) for distance, _ in anchors),

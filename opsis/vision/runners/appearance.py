@@ -38,19 +38,17 @@ core (dlib's five points 1 ms, measurements 2 ms, the gender network 1 ms).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache, cached_property
-from importlib.resources import files
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from opsis.vision.calibration import calibration_document, sigmoid
 from opsis.vision.runners.appearance_features import FEATURE_NAMES, AppearanceMeasurer, border_margins
 from opsis.vision.types import Columns, Detections
 
-CALIBRATION_PACKAGE = "opsis.vision.calibration"
 MODEL_REVISION = 1
 ATTRIBUTES = ("eyeglasses", "sunglasses", "beard", "mustache", "face_occluded")
 # Faces cut by the frame: P(partly captured) is 0.5 when the landmark nearest the border lies this
@@ -117,11 +115,6 @@ def significant(value: float) -> float:
     return float(f"{float(value):.7g}")
 
 
-def sigmoid(margin: NDArray[np.float64]) -> NDArray[np.float32]:
-    result: NDArray[np.float32] = (0.5 + 0.5 * np.tanh(margin / 2)).astype(np.float32)
-    return result
-
-
 def combine(probabilities: dict[str, NDArray[np.float32]], margins: NDArray[np.float32]) -> Columns:
     """The five columns from the models' outputs and each face's landmark margin to the border.
 
@@ -167,5 +160,5 @@ class FaceAppearanceClassifier:
 @cache
 def load_models(model_version: str) -> dict[str, LogisticModel]:
     """The models shipped for this version (a missing file is an error: the runner never guesses)."""
-    document = json.loads((files(CALIBRATION_PACKAGE) / f"{model_version}.json").read_text())
+    document = calibration_document(model_version)
     return {attribute: LogisticModel.from_json(document["models"][attribute]) for attribute in ATTRIBUTES}

