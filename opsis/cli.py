@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -94,7 +94,7 @@ def prepare_models() -> None:
     from opsis.ops.context import Context
 
     settings = Settings.load()
-    Context.create(settings).warm_up()
+    Context.create(settings).prepare_models()
     click.echo(f"Models ready; converted files cached in {settings.model_cache_dir}")
 
 
@@ -201,6 +201,21 @@ def compare_faces(
         **_optional(SimilarityThreshold=similarity_threshold, QualityFilter=quality_filter),
     }
     _run("CompareFaces", params, as_json=as_json, render=lambda r: _comparison_table(source, target, r))
+
+
+@main.command("detect-labels")
+@click.argument("photo", type=PHOTO)
+@click.option("--min-confidence", type=float, help="Leave out labels below this confidence (0-100). [default: 55]")
+@click.option("--max-labels", type=int, help="Return at most this many labels, most confident first.")
+@click.option("--image-properties", is_flag=True, help="Also report quality and dominant colours (IMAGE_PROPERTIES).")
+@json_option
+def detect_labels(
+    photo: Path, min_confidence: float | None, max_labels: int | None, image_properties: bool, as_json: bool
+) -> None:
+    """Label the objects in PHOTO (COCO's 80 classes and their parent labels)."""
+    features = ["GENERAL_LABELS", "IMAGE_PROPERTIES"] if image_properties else ["GENERAL_LABELS"]
+    params = {**_image(photo), "Features": features, **_optional(MinConfidence=min_confidence, MaxLabels=max_labels)}
+    _run("DetectLabels", params, as_json=as_json, render=lambda r: _labels_view(photo, r))
 
 
 # --- collections ---------------------------------------------------------------------------------
@@ -682,6 +697,46 @@ def _comparison_table(source: Path, target: Path, response: Response) -> Table:
         table.add_row("yes", f"{match['Similarity']:.1f}", f"{face['Confidence']:.1f}", *_box(face["BoundingBox"]))
     for face in unmatched:
         table.add_row("no", "", f"{face['Confidence']:.1f}", *_box(face["BoundingBox"]))
+    return table
+
+
+def _labels_view(photo: Path, response: Response) -> RenderableType:
+    """The labels, and the image properties when they were asked for."""
+    labels = _labels_table(photo, response)
+    properties = response.get("ImageProperties")
+    return labels if properties is None else Group(labels, _image_properties_table(properties))
+
+
+def _labels_table(photo: Path, response: Response) -> Table:
+    table = Table(title=f"{len(response['Labels'])} label(s) in {escape(photo.name)} ({response['LabelModelVersion']})")
+    table.add_column("Label")
+    table.add_column("Confidence", justify="right")
+    table.add_column("Instances (confidence: left, top, width, height)")
+    table.add_column("Parents")
+    table.add_column("Categories")
+    for label in response["Labels"]:
+        instances = [f"{i['Confidence']:.0f}: {', '.join(_box(i['BoundingBox']))}" for i in label["Instances"]]
+        table.add_row(
+            escape(label["Name"]),
+            f"{label['Confidence']:.1f}",
+            "\n".join(instances),
+            escape(", ".join(parent["Name"] for parent in label["Parents"])),
+            escape(", ".join(category["Name"] for category in label["Categories"])),
+        )
+    return table
+
+
+def _image_properties_table(properties: dict[str, Any]) -> Table:
+    table = Table(title="Image properties")
+    for column in ("Region", "Brightness", "Sharpness", "Contrast", "Dominant colours (share %)"):
+        table.add_column(column, justify="left" if column in ("Region", "Dominant colours (share %)") else "right")
+    regions: dict[str, Any] = {"Image": properties}
+    regions.update((k, properties[k]) for k in ("Foreground", "Background") if k in properties)
+    for name, region in regions.items():
+        quality = region["Quality"]
+        scores = [f"{quality[k]:.0f}" if k in quality else "" for k in ("Brightness", "Sharpness", "Contrast")]
+        colours = ", ".join(f"{c['CSSColor']} {c['PixelPercent']:.0f}" for c in region["DominantColors"])
+        table.add_row(name, *scores, colours)
     return table
 
 

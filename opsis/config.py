@@ -32,6 +32,8 @@ class Settings:
     model_threads: int = 2
     face_detector: str = "retinaface-mnet025"
     face_embedder: str = "dlib-resnet29"
+    # DetectLabels' model (opsis.vision.registry.OBJECT_DETECTORS).
+    object_detector: str = "nanodet-m"
     # Where models converted from their packages' formats (e.g. dlib's .dat to ONNX) are cached.
     model_cache_dir: Path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "opsis" / "models"
     # Collections of at least this many faces are searched through an HNSW graph, smaller ones exactly.

