@@ -172,8 +172,7 @@ def _instance(objects: Detections, row: int, image: DecodedImage, colours: Insta
     }
     if colours is not None:
         statistics, count = colours
-        mask = box_mask(image.pixels.shape, xyxy[None])
-        instance["DominantColors"] = [dominant_color(c) for c in statistics.colours(mask, count)]
+        instance["DominantColors"] = [dominant_color(c) for c in statistics.box_colours(xyxy, count)]
     return instance
 
 

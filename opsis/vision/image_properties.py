@@ -129,6 +129,9 @@ class PixelStatistics:
     def colours(self, mask: NDArray[np.bool_] | None = None, count: int = 10) -> list[DominantColour]:
         """Up to `count` CSS colours covering the most of the region (`mask`, or the whole image)."""
         indices = self._colours if mask is None else self._colours[_resized(mask, self._colours.shape)]
+        return self._count(indices, count)
+
+    def _count(self, indices: NDArray[np.int64], count: int) -> list[DominantColour]:
         if count <= 0 or indices.size == 0:
             return []
         palette = _palette()
@@ -140,6 +143,17 @@ class PixelStatistics:
             for rank, (i, share) in enumerate(zip(order, percents, strict=True))
             if share > 0 and (rank == 0 or share >= MIN_COLOUR_PERCENT)
         ]
+
+    def box_colours(self, xyxy: NDArray[np.float32], count: int = 10) -> list[DominantColour]:
+        """The colours inside one xyxy pixel box: the map cells it touches, at least one (small
+        objects still get a colour, and no image-sized mask is made per box)."""
+        rows, columns = self._colours.shape
+        scale_x, scale_y = columns / self.shape[1], rows / self.shape[0]
+        left = min(columns - 1, max(0, int(np.floor(xyxy[0] * scale_x))))
+        top = min(rows - 1, max(0, int(np.floor(xyxy[1] * scale_y))))
+        right = max(left + 1, min(columns, int(np.ceil(xyxy[2] * scale_x))))
+        bottom = max(top + 1, min(rows, int(np.ceil(xyxy[3] * scale_y))))
+        return self._count(self._colours[top:bottom, left:right], count)
 
     def quality(self, mask: NDArray[np.bool_] | None = None) -> RegionQuality:
         """Brightness (mean grey), sharpness (log Laplacian variance) and contrast (the 2nd to 98th
