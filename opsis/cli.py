@@ -553,6 +553,96 @@ def delete_user(collection_id: str, user_id: str, data_dir: Path | None, as_json
     )
 
 
+# --- the celebrity gallery -------------------------------------------------------------------------
+
+
+@main.group()
+def celebrities() -> None:
+    """The celebrity gallery that RecognizeCelebrities and GetCelebrityInfo use.
+
+    Opsis ships no gallery of real people: import your own. A gallery directory holds a manifest,
+    celebrities.csv (or celebrities.json, a list of objects with the same keys), and face photos:
+
+    \b
+        name,id,urls,known_gender,photos
+        Ada Lovelace,ada1815,https://example.org/ada,Female,photos/ada
+
+    \b
+    name          required; returned as Name
+    id            letters and digits (at most 64); empty: derived from the name
+    urls          space-separated; returned as Urls
+    known_gender  Male, Female, Nonbinary, Unlisted or empty
+    photos        ';'-separated JPEG/PNG files or folders, relative to the gallery directory
+
+    Each photo should show the person alone (its largest face is used). Only face vectors are
+    stored, never the photos. A face vector is biometric data: enrol only people who agreed to it
+    or whose recognition your jurisdiction allows, with photos you have the right to use, and
+    honour removal requests with `opsis celebrities remove`.
+    """
+
+
+@celebrities.command("import")
+@click.argument("gallery_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@data_dir_option
+@json_option
+def import_celebrities(gallery_dir: Path, data_dir: Path | None, as_json: bool) -> None:
+    """Enrol everyone in GALLERY_DIR's manifest; importing an Id again replaces its record and faces."""
+    from opsis.ops import celebrity_gallery
+
+    with _session(data_dir) as opsis:
+        imported = celebrity_gallery.import_gallery(opsis.ctx, gallery_dir)
+    rows = [
+        {
+            "Id": entry.celebrity.celebrity_id,
+            "Name": entry.celebrity.name,
+            "Faces": entry.faces,
+            "Skipped": [{"Photo": str(photo), "Reason": reason} for photo, reason in entry.skipped],
+        }
+        for entry in imported
+    ]
+    _output(rows, as_json, lambda _: _imported_celebrities_table(rows))
+
+
+@celebrities.command("list")
+@data_dir_option
+@json_option
+def list_celebrities(data_dir: Path | None, as_json: bool) -> None:
+    """List the gallery's celebrities with their number of faces."""
+    from opsis.ops import celebrity_gallery
+
+    with _session(data_dir) as opsis:
+        gallery = celebrity_gallery.list_gallery(opsis.ctx)
+    rows = [
+        {
+            "Id": celebrity.celebrity_id,
+            "Name": celebrity.name,
+            "Urls": list(celebrity.urls),
+            "KnownGender": celebrity.known_gender,
+            "Faces": faces,
+        }
+        for celebrity, faces in gallery
+    ]
+    _output(rows, as_json, lambda _: _celebrities_table(rows))
+
+
+@celebrities.command("remove")
+@click.argument("celebrity_ids", nargs=-1)
+@click.option("--all", "remove_all", is_flag=True, help="Remove the whole gallery.")
+@data_dir_option
+def remove_celebrities(celebrity_ids: tuple[str, ...], remove_all: bool, data_dir: Path | None) -> None:
+    """Erase celebrities (records and face vectors) by Id, or the whole gallery with --all."""
+    from opsis.ops import celebrity_gallery
+
+    if remove_all == bool(celebrity_ids):
+        raise click.UsageError("give celebrity Ids or --all, not both")
+    with _session(data_dir) as opsis:
+        if remove_all:
+            click.echo(f"Removed the gallery ({celebrity_gallery.remove_gallery(opsis.ctx)} celebrities)")
+        else:
+            celebrity_gallery.remove_celebrities(opsis.ctx, celebrity_ids)
+            click.echo(f"Removed {len(celebrity_ids)} celebrit{'y' if len(celebrity_ids) == 1 else 'ies'}")
+
+
 # --- any operation -------------------------------------------------------------------------------
 
 
@@ -845,4 +935,24 @@ def _users_table(collection_id: str, response: Response) -> Table:
     table.add_column("UserStatus")
     for user in response["Users"]:
         table.add_row(user["UserId"], user["UserStatus"])
+    return table
+
+
+def _imported_celebrities_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"{len(rows)} celebrit{'y' if len(rows) == 1 else 'ies'} imported")
+    for column in ("Id", "Name", "Faces", "Skipped photos"):
+        table.add_column(column, justify="right" if column == "Faces" else "left")
+    for row in rows:
+        skipped = "\n".join(f"{escape(Path(s['Photo']).name)}: {escape(s['Reason'])}" for s in row["Skipped"])
+        table.add_row(row["Id"], escape(row["Name"]), str(row["Faces"]), skipped)
+    return table
+
+
+def _celebrities_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"{len(rows)} celebrit{'y' if len(rows) == 1 else 'ies'} in the gallery")
+    for column in ("Id", "Name", "KnownGender", "Faces", "Urls"):
+        table.add_column(column, justify="right" if column == "Faces" else "left")
+    for row in rows:
+        urls = " ".join(row["Urls"])
+        table.add_row(row["Id"], escape(row["Name"]), row["KnownGender"] or "", str(row["Faces"]), escape(urls))
     return table

@@ -3,6 +3,7 @@ persistence, erasure, sharing one file between processes, and the HNSW tier's re
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,8 +20,8 @@ from opsis.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
-from opsis.store.base import FaceStore, NewFace
-from opsis.store.sqlite import SQLiteFaceStore
+from opsis.store.base import Celebrity, FaceStore, NewFace
+from opsis.store.sqlite import MIGRATIONS, SQLiteFaceStore
 
 DIMENSION = 128
 OpenStore = Callable[..., FaceStore]
@@ -198,7 +199,45 @@ def test_request_tokens(store: FaceStore) -> None:
     assert store.recall_request("token-1", "DeleteUser") is None
 
 
+def test_internal_collections_are_not_listed(store: FaceStore) -> None:
+    store.create_collection("opsis:celebrities", "model-v1", {})
+    store.create_collection("people", "model-v1", {})
+    assert [c.collection_id for c in store.list_collections(None, 10)] == ["people"]
+    assert store.get_collection("opsis:celebrities").collection_id == "opsis:celebrities"
+
+
+def test_celebrities(store: FaceStore) -> None:
+    store.put_celebrity(Celebrity("b2", "Bea", ("https://example.org/b",), "Female"))
+    store.put_celebrity(Celebrity("a1", "Al"))
+    store.put_celebrity(Celebrity("a1", "Al Again", (), "Unlisted"))  # replaces
+    assert store.list_celebrities() == [
+        Celebrity("a1", "Al Again", (), "Unlisted"),
+        Celebrity("b2", "Bea", ("https://example.org/b",), "Female"),
+    ]
+    store.delete_celebrity("a1")
+    store.delete_celebrity("a1")  # already gone: no error
+    with pytest.raises(ResourceNotFoundException):
+        store.get_celebrity("a1")
+    assert store.get_celebrity("b2").urls == ("https://example.org/b",)
+
+
 # --- the embedded backend's guarantees -------------------------------------------------------------
+
+
+def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "faces.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
+        db.execute("INSERT INTO collections (collection_id, face_model_version, created_at) VALUES ('old', 'v1', 0)")
+    store = SQLiteFaceStore(path)
+    try:
+        assert store.get_collection("old").face_model_version == "v1"
+        store.put_celebrity(Celebrity("c1", "Cy"))
+        assert store.get_celebrity("c1").name == "Cy"
+    finally:
+        store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
 
 
 def test_everything_survives_a_reopen(open_store: OpenStore) -> None:

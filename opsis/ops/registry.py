@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opsis.errors import UnsupportedOperationException
-from opsis.ops import collection_faces, collections, faces, labels, moderation, users
+from opsis.ops import celebrities, collection_faces, collections, faces, labels, moderation, users
 from opsis.ops.context import Context
 
 Handler = Callable[[Context, dict[str, Any]], Mapping[str, Any]]
@@ -26,11 +26,13 @@ HANDLERS: dict[str, Handler] = {
     "DetectLabels": labels.detect_labels,
     "DetectModerationLabels": moderation.detect_moderation_labels,
     "DisassociateFaces": users.disassociate_faces,
+    "GetCelebrityInfo": celebrities.get_celebrity_info,
     "IndexFaces": collection_faces.index_faces,
     "ListCollections": collections.list_collections,
     "ListFaces": collection_faces.list_faces,
     "ListTagsForResource": collections.list_tags_for_resource,
     "ListUsers": users.list_users,
+    "RecognizeCelebrities": celebrities.recognize_celebrities,
     "SearchFaces": collection_faces.search_faces,
     "SearchFacesByImage": collection_faces.search_faces_by_image,
     "SearchUsers": users.search_users,

@@ -65,6 +65,17 @@ class User:
 
 
 @dataclass(frozen=True)
+class Celebrity:
+    """A person of the operator's celebrity gallery (RecognizeCelebrities, GetCelebrityInfo);
+    the faces are kept apart, in an internal collection."""
+
+    celebrity_id: str
+    name: str
+    urls: tuple[str, ...] = ()
+    known_gender: str | None = None  # Male, Female, Nonbinary or Unlisted
+
+
+@dataclass(frozen=True)
 class Neighbour:
     """A stored face near a query vector; `distance` is Euclidean (L2) in embedding space."""
 
@@ -85,7 +96,9 @@ class FaceStore(Protocol):
         ...
 
     def list_collections(self, after: str | None, limit: int) -> list[Collection]:
-        """Collections ordered by id, starting after the id `after` (keyset pagination)."""
+        """Collections ordered by id, starting after the id `after` (keyset pagination). Internal
+        collections, whose ids hold a ':' that Rekognition's CollectionId pattern forbids, are
+        left out: the API can neither name nor list them."""
         ...
 
     def delete_collection(self, collection_id: str) -> None:
@@ -156,6 +169,23 @@ class FaceStore(Protocol):
 
     def disassociate_faces(self, collection_id: str, user_id: str, face_ids: Sequence[str]) -> list[str]:
         """Clears the user of those faces that belong to `user_id`; returns their ids."""
+        ...
+
+    # --- the celebrity gallery's people -----------------------------------------------------------
+    def put_celebrity(self, celebrity: Celebrity) -> None:
+        """Adds the celebrity, or replaces the one with its id."""
+        ...
+
+    def get_celebrity(self, celebrity_id: str) -> Celebrity:
+        """Raises ResourceNotFoundException if there is no such celebrity."""
+        ...
+
+    def list_celebrities(self) -> list[Celebrity]:
+        """Every celebrity, ordered by id."""
+        ...
+
+    def delete_celebrity(self, celebrity_id: str) -> None:
+        """Removes the celebrity's record (not its faces); a missing one is no error."""
         ...
 
     # --- idempotency ------------------------------------------------------------------------------

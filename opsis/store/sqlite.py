@@ -39,7 +39,7 @@ from opsis.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
-from opsis.store.base import Collection, Face, Neighbour, NewFace, User
+from opsis.store.base import Celebrity, Collection, Face, Neighbour, NewFace, User
 from opsis.store.vectors import BACKGROUND_MIN, HnswIndex, HnswParams, Ids, TieredIndex
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,16 @@ MIGRATIONS: tuple[str, ...] = (
         response TEXT NOT NULL,
         created_at REAL NOT NULL,
         PRIMARY KEY (token, operation)
+    ) WITHOUT ROWID;
+    """,
+    # 2: the celebrity gallery's people (their faces live in an internal collection).
+    """
+    CREATE TABLE celebrities (
+        celebrity_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        urls TEXT NOT NULL,
+        known_gender TEXT,
+        created_at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
 )
@@ -223,7 +233,9 @@ class SQLiteFaceStore:
     def list_collections(self, after: str | None, limit: int) -> list[Collection]:
         with self._lock, self._read() as db:
             rows = db.execute(
-                "SELECT * FROM collections WHERE collection_id > ? ORDER BY collection_id LIMIT ?", (after or "", limit)
+                "SELECT * FROM collections WHERE collection_id > ? AND instr(collection_id, ':') = 0"
+                " ORDER BY collection_id LIMIT ?",
+                (after or "", limit),
             ).fetchall()
             return [self._collection(row) for row in rows]
 
@@ -573,6 +585,38 @@ class SQLiteFaceStore:
             ).fetchall()
             return [row["face_id"] for row in rows]
 
+    # --- the celebrity gallery's people -----------------------------------------------------------
+
+    def put_celebrity(self, celebrity: Celebrity) -> None:
+        with self._lock, self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO celebrities (celebrity_id, name, urls, known_gender, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    celebrity.celebrity_id,
+                    celebrity.name,
+                    json.dumps(list(celebrity.urls)),
+                    celebrity.known_gender,
+                    time.time(),
+                ),
+            )
+
+    def get_celebrity(self, celebrity_id: str) -> Celebrity:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM celebrities WHERE celebrity_id = ?", (celebrity_id,)).fetchone()
+        if row is None:
+            raise ResourceNotFoundException(f"Celebrity {celebrity_id} does not exist")
+        return _celebrity(row)
+
+    def list_celebrities(self) -> list[Celebrity]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM celebrities ORDER BY celebrity_id").fetchall()
+        return [_celebrity(row) for row in rows]
+
+    def delete_celebrity(self, celebrity_id: str) -> None:
+        with self._lock, self._write() as db:
+            db.execute("DELETE FROM celebrities WHERE celebrity_id = ?", (celebrity_id,))
+
     # --- idempotency ------------------------------------------------------------------------------
 
     def recall_request(self, token: str, operation: str) -> tuple[str, dict[str, Any]] | None:
@@ -619,6 +663,10 @@ def _face(row: sqlite3.Row) -> Face:
         user_id=row["user_id"],
         created_at=_datetime(row["created_at"]),
     )
+
+
+def _celebrity(row: sqlite3.Row) -> Celebrity:
+    return Celebrity(row["celebrity_id"], row["name"], tuple(json.loads(row["urls"])), row["known_gender"])
 
 
 def _datetime(timestamp: float) -> datetime:
