@@ -25,8 +25,8 @@ from PIL import Image
 
 from opsis.config import Settings
 from opsis.vision.convert import human_models
+from opsis.vision.convert.onnx_graph import ConversionError
 from opsis.vision.convert.tfjs_graph import convert_graph_model
-from opsis.vision.convert.tfjs_ops import ConversionError
 from opsis.vision.ort import create_session
 from tests.conftest import REPO
 

@@ -30,7 +30,8 @@ from numpy.typing import NDArray
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from opsis.vision.convert.tfjs_ops import OPS, OPSET, TF_TYPES, ConversionError, Graph, Node
+from opsis.vision.convert.onnx_graph import OPSET, ConversionError, Graph
+from opsis.vision.convert.tfjs_ops import OPS, TF_TYPES, Node
 
 WEIGHT_DTYPES: dict[str, type[np.generic]] = {
     "float32": np.float32,

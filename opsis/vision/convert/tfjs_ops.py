@@ -16,15 +16,15 @@ never reaches the ONNX graph.
 from __future__ import annotations
 
 import base64
-import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import onnx
 from numpy.typing import NDArray
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto
+
+from opsis.vision.convert.onnx_graph import ConversionError, Graph
 
 # TensorFlow dtypes (the `type` of an attr) -> ONNX element types and numpy dtypes.
 TF_TYPES: dict[str, tuple[int, type[np.generic]]] = {
@@ -35,13 +35,6 @@ TF_TYPES: dict[str, tuple[int, type[np.generic]]] = {
 }
 NCHW, NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
 INT64_MAX = np.iinfo(np.int64).max
-OPSET = 18  # Split's `num_outputs` needs 18
-# Constants up to this many elements are given to shape inference as values (shapes, axes, sizes).
-SMALL_CONSTANT = 64
-
-
-class ConversionError(ValueError):
-    """The graph uses something this converter does not translate."""
 
 
 @dataclass(frozen=True)
@@ -83,76 +76,11 @@ class Node:
         return str(self._field(key, "type", "DT_FLOAT"))
 
 
-class Graph:
-    """ONNX nodes under construction, the constants known so far, and static shapes on demand."""
-
-    def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.inputs: list[onnx.ValueInfoProto] = []
-        self.consts: dict[str, NDArray[Any]] = {}
-        self._ids = itertools.count()
-        self._shapes: dict[str, tuple[int, ...] | None] = {}
-
-    def const(self, array: NDArray[Any] | np.generic | float | int) -> str:
-        name = f"const{next(self._ids)}"
-        self.consts[name] = np.asarray(array)
-        return name
-
-    def is_const(self, name: str) -> bool:
-        return name in self.consts
-
-    def value(self, name: str, what: str = "input") -> NDArray[Any]:
-        """A tensor's value at conversion time; an error when it is only known at run time."""
-        if name not in self.consts:
-            raise ConversionError(f"{what} {name!r} must be a constant")
-        return self.consts[name]
-
-    def add(self, op: str, inputs: Sequence[str], outputs: int = 1, **attrs: Any) -> list[str]:
-        """Append one ONNX node; returns its output names."""
-        names = [f"{op.lower()}{next(self._ids)}" for _ in range(outputs)]
-        self.nodes.append(helper.make_node(op, list(inputs), names, name=names[0], **attrs))
-        return names
-
-    def one(self, op: str, inputs: Sequence[str], **attrs: Any) -> str:
-        return self.add(op, inputs, 1, **attrs)[0]
-
-    def int64(self, name: str) -> str:
-        """`name` as int64, the type ONNX wants for shapes, indices and axes."""
-        if self.is_const(name):
-            return self.const(self.consts[name].astype(np.int64))
-        return self.one("Cast", [name], to=TensorProto.INT64)
-
-    def cast(self, name: str, tf_type: str) -> str:
-        return self.one("Cast", [name], to=TF_TYPES[tf_type][0])
-
-    def shape(self, name: str) -> tuple[int, ...] | None:
-        """The static shape of a tensor, from ONNX shape inference; None if any dimension is unknown."""
-        if name in self.consts:
-            return tuple(self.consts[name].shape)
-        if name not in self._shapes:
-            self._shapes.update(self._infer_shapes())
-        return self._shapes.get(name)
-
-    def _infer_shapes(self) -> dict[str, tuple[int, ...] | None]:
-        used = {i for node in self.nodes for i in node.input} & self.consts.keys()
-        small = [numpy_helper.from_array(self.consts[n], n) for n in used if self.consts[n].size <= SMALL_CONSTANT]
-        big = [_value_info(n, self.consts[n]) for n in used if self.consts[n].size > SMALL_CONSTANT]
-        graph = helper.make_graph(self.nodes, "partial", [*self.inputs, *big], [], small)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True).graph
-        shapes: dict[str, tuple[int, ...] | None] = {}
-        for info in [*inferred.value_info, *inferred.input]:
-            dims = info.type.tensor_type.shape.dim
-            known = all(d.HasField("dim_value") for d in dims) and info.type.tensor_type.HasField("shape")
-            shapes[info.name] = tuple(d.dim_value for d in dims) if known else None
-        return shapes
-
-
-def _value_info(name: str, array: NDArray[Any]) -> onnx.ValueInfoProto:
-    return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(array.dtype), array.shape)
-
-
 Op = Callable[[Graph, Node, list[str]], list[str]]
+
+
+def _cast(g: Graph, name: str, tf_type: str) -> str:
+    return g.cast(name, TF_TYPES[tf_type][0])
 
 
 # --- convolution and pooling (NHWC outside, NCHW inside) -------------------------------------------
@@ -320,11 +248,11 @@ def _shape(g: Graph, node: Node, x: list[str]) -> list[str]:
     tf_type = node.dtype("out_type")
     if static is not None:
         return [g.const(np.array(static, TF_TYPES[tf_type][1]))]
-    return [g.cast(g.one("Shape", [x[0]]), tf_type)]
+    return [_cast(g, g.one("Shape", [x[0]]), tf_type)]
 
 
 def _size(g: Graph, node: Node, x: list[str]) -> list[str]:
-    return [g.cast(g.one("Size", [x[0]]), node.dtype("out_type"))]
+    return [_cast(g, g.one("Size", [x[0]]), node.dtype("out_type"))]
 
 
 def _strided_slice(g: Graph, node: Node, x: list[str]) -> list[str]:
@@ -423,8 +351,8 @@ def _floor_div(g: Graph, node: Node, x: list[str]) -> list[str]:
     return [g.one("Div", [g.one("Sub", [x[0], remainder]), x[1]])]
 
 
-def _cast(g: Graph, node: Node, x: list[str]) -> list[str]:
-    return [g.cast(x[0], node.dtype("DstT"))]
+def _cast_op(g: Graph, node: Node, x: list[str]) -> list[str]:
+    return [_cast(g, x[0], node.dtype("DstT"))]
 
 
 def _select(g: Graph, node: Node, x: list[str]) -> list[str]:
@@ -447,13 +375,13 @@ def _reduce(op: str) -> Op:
 
 def _arg_max(g: Graph, node: Node, x: list[str]) -> list[str]:
     index = g.one("ArgMax", [x[0]], axis=int(g.value(x[1], "dimension")), keepdims=0)
-    return [g.cast(index, node.dtype("output_type"))]
+    return [_cast(g, index, node.dtype("output_type"))]
 
 
 def _top_k(g: Graph, node: Node, x: list[str]) -> list[str]:
     k = g.const(g.value(x[1], "k").astype(np.int64).reshape(1))
     values, indices = g.add("TopK", [x[0], k], 2, axis=-1, largest=1, sorted=1)
-    return [values, g.cast(indices, "DT_INT32")]
+    return [values, _cast(g, indices, "DT_INT32")]
 
 
 def _gather_nd(g: Graph, node: Node, x: list[str]) -> list[str]:
@@ -492,7 +420,7 @@ OPS: dict[str, Op] = {
     "Range": _range,
     "SparseToDense": _sparse_to_dense,
     "Identity": _identity,
-    "Cast": _cast,
+    "Cast": _cast_op,
     # element-wise
     "Add": _binary("Add"),
     "AddV2": _binary("Add"),
