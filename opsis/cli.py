@@ -203,6 +203,18 @@ def compare_faces(
     _run("CompareFaces", params, as_json=as_json, render=lambda r: _comparison_table(source, target, r))
 
 
+@main.command("detect-text")
+@click.argument("photo", type=PHOTO)
+@click.option("--min-confidence", type=float, help="Leave out words below this confidence (0-100). [default: 80]")
+@json_option
+def detect_text(photo: Path, min_confidence: float | None, as_json: bool) -> None:
+    """Read the lines and words of text in PHOTO (at most 100 words)."""
+    params = _image(photo)
+    if min_confidence is not None:
+        params["Filters"] = {"WordFilter": {"MinConfidence": min_confidence}}
+    _run("DetectText", params, as_json=as_json, render=lambda r: _text_table(photo, r))
+
+
 @main.command("detect-labels")
 @click.argument("photo", type=PHOTO)
 @click.option("--min-confidence", type=float, help="Leave out labels below this confidence (0-100). [default: 55]")
@@ -788,6 +800,28 @@ def _comparison_table(source: Path, target: Path, response: Response) -> Table:
     for face in unmatched:
         table.add_row("no", "", f"{face['Confidence']:.1f}", *_box(face["BoundingBox"]))
     return table
+
+
+def _text_table(photo: Path, response: Response) -> Table:
+    """Each LINE followed by its WORDs, indented."""
+    detections = response["TextDetections"]
+    lines = [d for d in detections if d["Type"] == "LINE"]
+    table = Table(
+        title=f"{len(lines)} line(s), {len(detections) - len(lines)} word(s) in {escape(photo.name)} "
+        f"(model {response['TextModelVersion']})"
+    )
+    table.add_column("Text")
+    for column in ("Confidence", "Left", "Top", "Width", "Height"):
+        table.add_column(column, justify="right")
+    for line in lines:
+        table.add_row(escape(line["DetectedText"]), *_text_cells(line), style="bold")
+        for word in (d for d in detections if d.get("ParentId") == line["Id"] and d["Type"] == "WORD"):
+            table.add_row("  " + escape(word["DetectedText"]), *_text_cells(word))
+    return table
+
+
+def _text_cells(detection: dict[str, Any]) -> list[str]:
+    return [f"{detection['Confidence']:.1f}", *_box(detection["Geometry"]["BoundingBox"])]
 
 
 def _labels_view(photo: Path, response: Response) -> RenderableType:

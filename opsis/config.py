@@ -34,6 +34,8 @@ class Settings:
     face_embedder: str = "dlib-resnet29"
     # DetectModerationLabels' model (opsis.vision.registry.CONTENT_MODERATORS).
     content_moderator: str = "open-nsfw"
+    # DetectText's model (opsis.vision.registry.TEXT_READERS).
+    text_reader: str = "ppocrv6-small"
     # DetectLabels' model (opsis.vision.registry.OBJECT_DETECTORS).
     object_detector: str = "nanodet-m"
     # Where models converted from their packages' formats (e.g. dlib's .dat to ONNX) are cached.

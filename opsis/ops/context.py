@@ -11,7 +11,14 @@ from opsis.store.base import FaceStore, ObjectSource
 from opsis.store.objects import object_source
 from opsis.vision import registry
 from opsis.vision.cache import ModelCache
-from opsis.vision.runners.base import ContentModerator, FaceAttributes, FaceDetector, FaceEmbedder, ObjectDetector
+from opsis.vision.runners.base import (
+    ContentModerator,
+    FaceAttributes,
+    FaceDetector,
+    FaceEmbedder,
+    ObjectDetector,
+    TextReader,
+)
 from opsis.vision.similarity import SimilarityScale, similarity_scale
 
 
@@ -55,6 +62,9 @@ class Context:
     def content_moderator(self) -> ContentModerator:
         return registry.content_moderator(self.models, self.settings.content_moderator, self.settings.model_threads)
 
+    def text_reader(self) -> TextReader:
+        return registry.text_reader(self.models, self.settings.text_reader, self.settings.model_threads)
+
     def object_detector(self) -> ObjectDetector:
         settings = self.settings
         return registry.object_detector(
@@ -84,4 +94,5 @@ class Context:
         for name in registry.FACE_ATTRIBUTES:
             self.face_attributes(name)
         self.content_moderator()
+        self.text_reader()
         self.object_detector()

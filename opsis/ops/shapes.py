@@ -25,7 +25,9 @@ if TYPE_CHECKING:
         GenderTypeDef,
         ImageQualityTypeDef,
         LandmarkTypeDef,
+        PointTypeDef,
         PoseTypeDef,
+        TextDetectionTypeDef,
     )
 
 # The five alignment points, in the detector's order (image left to right).
@@ -162,3 +164,29 @@ def stored_face(face: Face, model_version: str) -> FaceTypeDef:
     if face.user_id is not None:
         record["UserId"] = face.user_id
     return record
+
+
+def polygon(points: NDArray[np.float32], width: int, height: int) -> list[PointTypeDef]:
+    """Points as ratios of the image size, in the given order."""
+    return [{"X": float(x) / width, "Y": float(y) / height} for x, y in points]
+
+
+def text_detection(
+    texts: Detections, row: int, width: int, height: int, *, kind: str, detection_id: int, parent_id: int | None = None
+) -> TextDetectionTypeDef:
+    """The `TextDetection` of a LINE or WORD of a `TextReading`: its text, confidence, box and its
+    reading-order quad as the four-point Polygon (rotated text keeps a rotated quad)."""
+    quads = texts.landmarks
+    detection: TextDetectionTypeDef = {
+        "DetectedText": str(texts.data["text"][row]),
+        "Type": kind,  # type: ignore[typeddict-item]
+        "Id": detection_id,
+        "Confidence": float(texts.confidence[row]) * 100.0,
+        "Geometry": {
+            "BoundingBox": bounding_box(texts.xyxy[row], width, height),
+            "Polygon": [] if quads is None else polygon(quads[row], width, height),
+        },
+    }
+    if parent_id is not None:
+        detection["ParentId"] = parent_id
+    return detection

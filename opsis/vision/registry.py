@@ -5,12 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from opsis.vision.cache import ModelCache
-from opsis.vision.runners.base import ContentModerator, FaceAttributes, FaceDetector, FaceEmbedder, ObjectDetector
+from opsis.vision.runners.base import (
+    ContentModerator,
+    FaceAttributes,
+    FaceDetector,
+    FaceEmbedder,
+    ObjectDetector,
+    TextReader,
+)
 
 FACE_DETECTORS = ("retinaface-mnet025",)
 FACE_EMBEDDERS = ("dlib-resnet29",)
 FACE_ATTRIBUTES = ("dlib-age-gender", "fer-mini-xception", "mediapipe-face-mesh", "face-appearance")
 CONTENT_MODERATORS = ("open-nsfw", "nudenet-320n")
+TEXT_READERS = ("ppocrv6-small",)
 OBJECT_DETECTORS = ("nanodet-m",)
 
 
@@ -72,6 +80,17 @@ def content_moderator(cache: ModelCache, name: str, threads: int) -> ContentMode
             return cache.get("content-moderator", name, lambda: NudeNetModerator(threads=threads))
         case _:
             raise ValueError(f"unknown content moderator {name!r}; choose one of {', '.join(CONTENT_MODERATORS)}")
+
+
+def text_reader(cache: ModelCache, name: str, threads: int) -> TextReader:
+    """The named text detector and recogniser, loaded once per process."""
+    match name:
+        case "ppocrv6-small":
+            from opsis.vision.runners.ppocr import PpOcrReader
+
+            return cache.get("text-reader", name, lambda: PpOcrReader(threads=threads))
+        case _:
+            raise ValueError(f"unknown text reader {name!r}; choose one of {', '.join(TEXT_READERS)}")
 
 
 def object_detector(cache: ModelCache, name: str, threads: int, model_cache_dir: Path) -> ObjectDetector:

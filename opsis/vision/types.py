@@ -121,3 +121,18 @@ def box_iou(box: NDArray[np.float32], boxes: NDArray[np.float32]) -> NDArray[np.
     areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
     overlap: NDArray[np.float32] = (inter / np.maximum(area + areas - inter, 1e-9)).astype(np.float32)
     return overlap
+
+
+@dataclass(frozen=True)
+class TextReading:
+    """The text read in one image: its lines, and the words each line splits into.
+
+    Both are Detections whose `landmarks` are (n, 4, 2) quadrilaterals in pixels, in reading order
+    (the text's top-left, top-right, bottom-right, bottom-left as a reader sees it, so a rotated
+    line keeps a rotated quad) and whose `xyxy` is the quad's axis-aligned box. `data["text"]` is
+    an object array of str in both; `words.data["line"]` (int64) is the row of the word's line.
+    Lines come in reading order (top to bottom, then left to right), words in order along each line.
+    """
+
+    lines: Detections
+    words: Detections

@@ -7,7 +7,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from opsis.vision.types import Columns, Detections
+from opsis.vision.types import Columns, Detections, TextReading
 
 
 class FaceDetector(Protocol):
@@ -55,6 +55,18 @@ class ContentModerator(Protocol):
 
     def moderate(self, pixels: NDArray[np.uint8]) -> dict[str, float]:
         """The model's score, 0-1, for each of its `classes` in an RGB image."""
+        ...
+
+
+class TextReader(Protocol):
+    """Finds lines of text in an RGB image, reads them and splits them into words."""
+
+    name: str
+    version: str
+
+    def read(self, pixels: NDArray[np.uint8]) -> TextReading:
+        """Lines and words with reading-order quads, text and confidences (calibrated
+        probabilities in 0-1 that a word is read exactly right; a line's is its words' mean)."""
         ...
 
 
