@@ -5,7 +5,8 @@ model-driven validation::
 
     from opsis import Opsis
     opsis = Opsis()
-    opsis.detect_faces("group.jpg")["FaceDetails"]
+    opsis.detect_faces("group.jpg", attributes=("ALL",))["FaceDetails"]
+    opsis.detect_labels("street.jpg", MinConfidence=40)["Labels"]
     opsis.call("DetectFaces", {"Image": {"S3Object": {"Bucket": "photos", "Name": "a.jpg"}}})
 """
 
@@ -49,5 +50,25 @@ class Opsis:
 
     def detect_faces(self, image: bytes | str | Path, attributes: tuple[str, ...] = ("DEFAULT",)) -> dict[str, Any]:
         """DetectFaces on image bytes or a JPEG/PNG file path."""
-        data = image if isinstance(image, bytes) else Path(image).read_bytes()
-        return self.call("DetectFaces", {"Image": {"Bytes": data}, "Attributes": list(attributes)})
+        return self.call("DetectFaces", {"Image": _image(image), "Attributes": list(attributes)})
+
+    def detect_labels(self, image: bytes | str | Path, **params: Any) -> dict[str, Any]:
+        """DetectLabels; further parameters (MinConfidence, Features, ...) as the API names them."""
+        return self.call("DetectLabels", {"Image": _image(image), **params})
+
+    def detect_text(self, image: bytes | str | Path, **params: Any) -> dict[str, Any]:
+        """DetectText; further parameters (Filters) as the API names them."""
+        return self.call("DetectText", {"Image": _image(image), **params})
+
+    def detect_moderation_labels(self, image: bytes | str | Path, **params: Any) -> dict[str, Any]:
+        """DetectModerationLabels; further parameters (MinConfidence) as the API names them."""
+        return self.call("DetectModerationLabels", {"Image": _image(image), **params})
+
+    def recognize_celebrities(self, image: bytes | str | Path) -> dict[str, Any]:
+        """RecognizeCelebrities against the gallery imported with `opsis celebrities import`."""
+        return self.call("RecognizeCelebrities", {"Image": _image(image)})
+
+
+def _image(image: bytes | str | Path) -> dict[str, bytes]:
+    """An `Image` from bytes or a JPEG/PNG file path."""
+    return {"Bytes": image if isinstance(image, bytes) else Path(image).read_bytes()}
