@@ -38,6 +38,8 @@ class Settings:
     text_reader: str = "ppocrv6-small"
     # DetectLabels' model (opsis.vision.registry.OBJECT_DETECTORS).
     object_detector: str = "nanodet-m"
+    # DetectProtectiveEquipment's body-part model (opsis.vision.registry.POSE_ESTIMATORS).
+    pose_estimator: str = "movenet-multipose"
     # Where models converted from their packages' formats (e.g. dlib's .dat to ONNX) are cached.
     model_cache_dir: Path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "opsis" / "models"
     # Collections of at least this many faces are searched through an HNSW graph, smaller ones exactly.

@@ -17,6 +17,7 @@ from opsis.vision.runners.base import (
     FaceDetector,
     FaceEmbedder,
     ObjectDetector,
+    PoseEstimator,
     TextReader,
 )
 from opsis.vision.similarity import SimilarityScale, similarity_scale
@@ -71,6 +72,12 @@ class Context:
             self.models, settings.object_detector, settings.model_threads, settings.model_cache_dir
         )
 
+    def pose_estimator(self) -> PoseEstimator:
+        settings = self.settings
+        return registry.pose_estimator(
+            self.models, settings.pose_estimator, settings.model_threads, settings.model_cache_dir
+        )
+
     def similarity(self, model_version: str) -> SimilarityScale:
         """Distance -> Similarity for vectors of this embedding model version."""
         return similarity_scale(model_version)
@@ -96,3 +103,4 @@ class Context:
         self.content_moderator()
         self.text_reader()
         self.object_detector()
+        self.pose_estimator()

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opsis.errors import UnsupportedOperationException
-from opsis.ops import celebrities, collection_faces, collections, faces, labels, moderation, text, users
+from opsis.ops import celebrities, collection_faces, collections, faces, labels, moderation, ppe, text, users
 from opsis.ops.context import Context
 
 Handler = Callable[[Context, dict[str, Any]], Mapping[str, Any]]
@@ -25,6 +25,7 @@ HANDLERS: dict[str, Handler] = {
     "DetectFaces": faces.detect_faces,
     "DetectLabels": labels.detect_labels,
     "DetectModerationLabels": moderation.detect_moderation_labels,
+    "DetectProtectiveEquipment": ppe.detect_protective_equipment,
     "DetectText": text.detect_text,
     "DisassociateFaces": users.disassociate_faces,
     "GetCelebrityInfo": celebrities.get_celebrity_info,

@@ -11,6 +11,7 @@ from opsis.vision.runners.base import (
     FaceDetector,
     FaceEmbedder,
     ObjectDetector,
+    PoseEstimator,
     TextReader,
 )
 
@@ -20,6 +21,7 @@ FACE_ATTRIBUTES = ("dlib-age-gender", "fer-mini-xception", "mediapipe-face-mesh"
 CONTENT_MODERATORS = ("open-nsfw", "nudenet-320n")
 TEXT_READERS = ("ppocrv6-small",)
 OBJECT_DETECTORS = ("nanodet-m",)
+POSE_ESTIMATORS = ("movenet-multipose",)
 
 
 def face_detector(cache: ModelCache, name: str, threads: int) -> FaceDetector:
@@ -102,6 +104,17 @@ def object_detector(cache: ModelCache, name: str, threads: int, model_cache_dir:
             return cache.get("object-detector", name, lambda: NanoDetDetector(model_cache_dir, threads=threads))
         case _:
             raise ValueError(f"unknown object detector {name!r}; choose one of {', '.join(OBJECT_DETECTORS)}")
+
+
+def pose_estimator(cache: ModelCache, name: str, threads: int, model_cache_dir: Path) -> PoseEstimator:
+    """The named pose estimator, loaded (and converted from its npm package, the first time) once per process."""
+    match name:
+        case "movenet-multipose":
+            from opsis.vision.runners.movenet import MoveNetPoseEstimator
+
+            return cache.get("pose-estimator", name, lambda: MoveNetPoseEstimator(model_cache_dir, threads=threads))
+        case _:
+            raise ValueError(f"unknown pose estimator {name!r}; choose one of {', '.join(POSE_ESTIMATORS)}")
 
 
 def prepare_model_files(model_cache_dir: Path) -> None:

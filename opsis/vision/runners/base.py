@@ -70,6 +70,19 @@ class TextReader(Protocol):
         ...
 
 
+class PoseEstimator(Protocol):
+    """Finds people and their body keypoints in an RGB image."""
+
+    name: str
+    version: str
+    keypoints: tuple[str, ...]  # keypoint names, in the order of `landmarks`
+
+    def estimate(self, pixels: NDArray[np.uint8]) -> Detections:
+        """Person boxes in pixels of `pixels`, most confident first, with (n, k, 2) keypoint
+        `landmarks` and an (n, k) `keypoint_score` column in 0-1."""
+        ...
+
+
 class ObjectDetector(Protocol):
     """Finds objects of a fixed set of classes in an RGB image."""
 
