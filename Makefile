@@ -30,6 +30,7 @@ bench: $(VENV)/.dev
 	$(PY) benchmarks/search_scale.py
 	$(PY) benchmarks/detect_labels.py --data $(OPSIS_SHARED_DATA)
 	$(PY) benchmarks/detect_text.py --data $(OPSIS_SHARED_DATA)
+	$(PY) benchmarks/detect_protective_equipment.py --data $(OPSIS_SHARED_DATA)
 	$(PY) benchmarks/detect_moderation_labels.py --data $(OPSIS_SHARED_DATA)
 	$(PY) benchmarks/recognize_celebrities.py --data $(OPSIS_SHARED_DATA)
 
