@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from opsis.config import Settings
 from opsis.ops import ppe
@@ -28,6 +28,7 @@ TWO_PEOPLE = "faces/identities/face_recognition/images/multi/two_people.jpg"
 KIT_WITH_ROSE = "faces/identities/face_recognition/images/multi/kit_with_rose.jpg"
 OBAMA_AND_BIDEN = "faces/identities/face_recognition/images/multi/obama_and_biden.jpg"
 UMBRELLA_PERSON = "labels/coco8/images/val/000000000036.jpg"
+OBAMA = "faces/identities/face_recognition/images/obama/obama.jpg"
 # Photo -> how many people are in it with a visible face, and how many in all (some cut by the frame).
 PEOPLE = [
     (ASTRONAUT, 1, 1),
@@ -65,9 +66,11 @@ def test_people_are_found_with_faces_and_heads(
         assert len(names) == len(set(names))
         assert ("FACE" in names) == ("HEAD" in names)
         with_face += "FACE" in names
-        assert all(
-            50 <= part["Confidence"] <= 100 and part["EquipmentDetections"] == [] for part in person["BodyParts"]
-        )
+        for part in person["BodyParts"]:
+            assert 50 <= part["Confidence"] <= 100
+            # Only FACE_COVER is judged, and only on the FACE.
+            assert all(item["Type"] == "FACE_COVER" for item in part["EquipmentDetections"])
+            assert part["Name"] == "FACE" or part["EquipmentDetections"] == []
     assert with_face >= faces
 
 
@@ -91,8 +94,9 @@ def test_summary_is_absent_unless_asked(rekognition: Any, data_root: Path) -> No
         ([], 50, "PersonsWithRequiredEquipment"),
         # Nothing is confident at 100.
         ([], 100, "PersonsIndeterminate"),
-        # No equipment type is judged yet: never "with" or "without", whatever is required.
-        (["FACE_COVER"], 50, "PersonsIndeterminate"),
+        # Bare faces, judged with confidence: "without".
+        (["FACE_COVER"], 50, "PersonsWithoutRequiredEquipment"),
+        # Head and hand covers are not judged: never "with" or "without".
         (["HEAD_COVER", "HAND_COVER"], 80, "PersonsIndeterminate"),
     ],
 )
@@ -192,14 +196,22 @@ def _person(confidence: float, parts: dict[str, dict[str, float]]) -> Person:
     ("person", "required", "threshold", "expected"),
     [
         (_person(0.9, {"FACE": {"FACE_COVER": 0.95}}), ["FACE_COVER"], 0.8, "PersonsWithRequiredEquipment"),
-        (_person(0.99, {"FACE": {"FACE_COVER": 0.95}}), ["FACE_COVER"], 0.96, "PersonsWithoutRequiredEquipment"),
-        (_person(0.9, {"FACE": {}}), ["FACE_COVER"], 0.5, "PersonsWithoutRequiredEquipment"),
+        (_person(0.99, {"FACE": {"FACE_COVER": 0.02}}), ["FACE_COVER"], 0.96, "PersonsWithoutRequiredEquipment"),
+        (_person(0.9, {"FACE": {"FACE_COVER": 0.03}}), ["FACE_COVER"], 0.5, "PersonsWithoutRequiredEquipment"),
+        # Neither covered nor bare at 0.8: cannot say.
+        (_person(0.9, {"FACE": {"FACE_COVER": 0.4}}), ["FACE_COVER"], 0.8, "PersonsIndeterminate"),
+        (_person(0.9, {"FACE": {}}), ["FACE_COVER"], 0.5, "PersonsIndeterminate"),  # face not judged
         (_person(0.9, {"HEAD": {}}), ["FACE_COVER"], 0.5, "PersonsIndeterminate"),  # face not seen
         (_person(0.6, {"FACE": {"FACE_COVER": 0.95}}), ["FACE_COVER"], 0.8, "PersonsIndeterminate"),
         # One hand seen gloved, the other not seen: cannot say.
         (_person(0.9, {"LEFT_HAND": {"HAND_COVER": 0.9}}), ["HAND_COVER"], 0.5, "PersonsIndeterminate"),
         # A bare required part decides "without" even when another is unseen.
-        (_person(0.9, {"FACE": {}}), ["FACE_COVER", "HEAD_COVER"], 0.5, "PersonsWithoutRequiredEquipment"),
+        (
+            _person(0.9, {"FACE": {"FACE_COVER": 0.1}}),
+            ["FACE_COVER", "HEAD_COVER"],
+            0.5,
+            "PersonsWithoutRequiredEquipment",
+        ),
     ],
 )
 def test_summary_rules_for_judged_equipment(
@@ -208,3 +220,60 @@ def test_summary_rules_for_judged_equipment(
     monkeypatch.setattr(ppe, "JUDGED_TYPES", frozenset(ppe.PARTS_FOR_TYPE))
     summary = ppe.summarise([person], required, threshold)
     assert summary[expected] == [0]  # type: ignore[literal-required]
+
+
+def masked_photo(context: Context, data_root: Path, photo: str) -> bytes:
+    """`photo` with a pleated light-blue surgical mask painted from its face's landmarks, nose
+    bridge to below the chin (a shape unlike the masks the appearance runner was trained on)."""
+    image = decode_image(read(data_root, photo))
+    faces = analyze(image, context.face_detector())
+    left_eye, right_eye, nose, _, _ = faces.landmarks[0]  # type: ignore[index]
+    eye_distance = float(np.hypot(*(right_eye - left_eye)))
+    top = (left_eye + right_eye) / 2 * 0.55 + nose * 0.45
+    chin_y = nose[1] + 1.45 * eye_distance
+    half_top, half_bottom = 0.85 * eye_distance, 1.0 * eye_distance
+    picture = Image.fromarray(image.pixels)
+    draw = ImageDraw.Draw(picture)
+    corners = [(top[0] - half_top, top[1]), (top[0] + half_top, top[1])]
+    corners += [(nose[0] + half_bottom, chin_y), (nose[0] - half_bottom, chin_y)]
+    draw.polygon(corners, fill=(150, 190, 225))
+    for step in (0.35, 0.65, 0.95):  # pleats
+        y = nose[1] + step * eye_distance
+        draw.line([(nose[0] - half_top, y), (nose[0] + half_top, y)], fill=(105, 133, 158), width=3)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def face_covers(response: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        item
+        for person in response["Persons"]
+        for part in person["BodyParts"]
+        if part["Name"] == "FACE"
+        for item in part["EquipmentDetections"]
+    ]
+
+
+def test_a_painted_mask_is_a_face_cover_and_the_bare_face_is_not(
+    rekognition: Any, context: Context, data_root: Path
+) -> None:
+    attributes = {"MinConfidence": 50, "RequiredEquipmentTypes": ["FACE_COVER"]}
+    masked = rekognition.detect_protective_equipment(
+        Image={"Bytes": masked_photo(context, data_root, OBAMA)}, SummarizationAttributes=attributes
+    )
+    bare = detect(rekognition, data_root, OBAMA, SummarizationAttributes=attributes)
+    (cover,) = face_covers(masked)
+    assert cover["Type"] == "FACE_COVER"
+    assert cover["CoversBodyPart"]["Value"] is True
+    assert 50 <= cover["Confidence"] <= 100
+    assert 50 <= cover["CoversBodyPart"]["Confidence"] <= 100
+    box = cover["BoundingBox"]
+    person = masked["Persons"][0]["BoundingBox"]
+    # The cover lies on the person, in the upper half (body parts carry no box of their own).
+    assert person["Left"] <= box["Left"] + box["Width"] / 2 <= person["Left"] + person["Width"]
+    assert person["Top"] <= box["Top"] < person["Top"] + person["Height"] / 2
+    assert box["Height"] < person["Height"] / 2
+    assert face_covers(bare) == []
+    assert masked["Summary"]["PersonsWithRequiredEquipment"] == [0]
+    assert bare["Summary"]["PersonsWithoutRequiredEquipment"] == [0]

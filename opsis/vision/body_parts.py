@@ -51,7 +51,7 @@ class BodyPart:
     name: str  # FACE, HEAD, LEFT_HAND or RIGHT_HAND
     xyxy: NDArray[np.float32]
     confidence: float  # 0-1
-    # Equipment type -> confidence (0-1) that it covers the part; empty until a cue is measured to work.
+    # Equipment type -> P (0-1) that it covers the part; a type absent here was not judged.
     covered: dict[str, float] = field(default_factory=dict)
 
 
