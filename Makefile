@@ -31,6 +31,7 @@ bench: $(VENV)/.dev
 	$(PY) benchmarks/detect_labels.py --data $(OPSIS_SHARED_DATA)
 	$(PY) benchmarks/detect_text.py --data $(OPSIS_SHARED_DATA)
 	$(PY) benchmarks/detect_protective_equipment.py --data $(OPSIS_SHARED_DATA)
+	$(PY) benchmarks/face_cover.py --data $(OPSIS_SHARED_DATA)
 	$(PY) benchmarks/detect_moderation_labels.py --data $(OPSIS_SHARED_DATA)
 	$(PY) benchmarks/recognize_celebrities.py --data $(OPSIS_SHARED_DATA)
 
