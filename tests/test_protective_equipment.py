@@ -277,3 +277,12 @@ def test_a_painted_mask_is_a_face_cover_and_the_bare_face_is_not(
     assert face_covers(bare) == []
     assert masked["Summary"]["PersonsWithRequiredEquipment"] == [0]
     assert bare["Summary"]["PersonsWithoutRequiredEquipment"] == [0]
+
+
+def test_a_masked_face_keeps_its_person(rekognition: Any, context: Context, data_root: Path) -> None:
+    """A painted mask drops the object detector's person score on the astronaut below the floor;
+    the face the detector still finds confirms the person."""
+    masked = rekognition.detect_protective_equipment(Image={"Bytes": masked_photo(context, data_root, ASTRONAUT)})
+    bare = detect(rekognition, data_root, ASTRONAUT)
+    assert len(masked["Persons"]) == len(bare["Persons"]) == 1
+    assert face_covers(masked)
