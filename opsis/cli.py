@@ -230,6 +230,43 @@ def detect_labels(
     _run("DetectLabels", params, as_json=as_json, render=lambda r: _labels_view(photo, r))
 
 
+@main.command("detect-moderation-labels")
+@click.argument("photo", type=PHOTO)
+@click.option("--min-confidence", type=float, help="Leave out labels below this confidence (0-100). [default: 50]")
+@json_option
+def detect_moderation_labels(photo: Path, min_confidence: float | None, as_json: bool) -> None:
+    """Flag unsafe content in PHOTO."""
+    params = {**_image(photo), **_optional(MinConfidence=min_confidence)}
+
+    def render(r: Response) -> RenderableType:
+        table = Table("Name", "Parent", "Level", "Confidence", title=f"Moderation labels in {escape(photo.name)}")
+        for label in r["ModerationLabels"]:
+            level = str(label.get("TaxonomyLevel", ""))
+            table.add_row(label["Name"], label["ParentName"], level, f"{label['Confidence']:.1f}")
+        return table
+
+    _run("DetectModerationLabels", params, as_json=as_json, render=render)
+
+
+@main.command("recognize-celebrities")
+@click.argument("photo", type=PHOTO)
+@data_dir_option
+@json_option
+def recognize_celebrities(photo: Path, data_dir: Path | None, as_json: bool) -> None:
+    """Name the faces in PHOTO that match the imported celebrity gallery."""
+
+    def render(r: Response) -> RenderableType:
+        title = f"Celebrities in {escape(photo.name)}"
+        table = Table("Id", "Name", "Match", "Left", "Top", "Width", "Height", title=title)
+        for face in r["CelebrityFaces"]:
+            box = face["Face"]["BoundingBox"]
+            table.add_row(face["Id"], escape(face["Name"]), f"{face['MatchConfidence']:.1f}", *_box(box))
+        table.caption = f"{len(r['UnrecognizedFaces'])} face(s) not recognised"
+        return table
+
+    _run("RecognizeCelebrities", _image(photo), as_json=as_json, render=render, data_dir=data_dir)
+
+
 # --- collections ---------------------------------------------------------------------------------
 
 

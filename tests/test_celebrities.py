@@ -238,3 +238,10 @@ def test_a_json_manifest(data_root: Path, tmp_path: Path) -> None:
     assert json.loads(listed.output) == [
         {"Id": "jb46", "Name": "Joe Biden", "Urls": ["https://example.org/jb"], "KnownGender": None, "Faces": 1}
     ]
+
+
+def test_the_cli_names_the_celebrities_in_a_photo(server: LiveServer, data_root: Path, gallery: dict[str, Any]) -> None:
+    result = opsis(server, "recognize-celebrities", str(data_root / IMAGES / "obama/obama3.jpg"))
+    assert result.exit_code == 0, result.output
+    assert "Barack Obama" in result.output
+    assert "obama44" in result.output

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from click.testing import CliRunner
 from PIL import Image
 
 from opsis import Opsis, Settings
+from opsis.cli import main
 from opsis.ops.moderation import MODEL_LABELS, TAXONOMY, label_confidences
 from opsis.vision.registry import CONTENT_MODERATORS
 from tests.conftest import read
@@ -159,3 +162,10 @@ def test_the_optional_nudenet_model_labels_nothing_on_benign_photos(data_root: P
             response = opsis.call("DetectModerationLabels", {"Image": {"Bytes": read(data_root, photo)}})
             assert response["ModerationLabels"] == [], photo
     assert response["ModerationModelVersion"] == "nudenet-320n-3.4.2"
+
+
+def test_the_cli_prints_no_label_for_a_benign_photo(data_root: Path) -> None:
+    photo = data_root / "faces/identities/face_recognition/images/obama/obama.jpg"
+    result = CliRunner().invoke(main, ["detect-moderation-labels", str(photo), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["ModerationLabels"] == []
