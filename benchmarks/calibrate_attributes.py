@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import argument_parser
+from common import argument_parser, expected_calibration_error
 from face_attributes import (
     CALIBRATION_SHARE,
     GAZE_TOLERANCE,
@@ -40,7 +40,6 @@ from face_attributes import (
     MeshFaces,
     UtkFaces,
     celeba_attributes,
-    expected_calibration_error,
     eyes_open_labels,
     fer_outputs,
     gaze_errors,

@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import numpy as np
 from botocore.config import Config
+from numpy.typing import NDArray
 
 from opsis.config import Settings
 
@@ -103,6 +104,21 @@ def client(url: str, credentials: Path) -> Any:
         aws_secret_access_key=keys["aws_secret_access_key"],
         config=Config(retries={"max_attempts": 1}),
     )
+
+
+ECE_BINS = 10
+
+
+def expected_calibration_error(confidence: NDArray[np.floating], correct: NDArray[Any]) -> float:
+    """Top-label ECE: the sample-weighted gap between mean confidence and accuracy (`correct` as
+    0/1 or bools) over ECE_BINS equal-width confidence bins."""
+    bins = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
+    gap = 0.0
+    for index in range(ECE_BINS):
+        inside = bins == index
+        if inside.any():
+            gap += inside.mean() * abs(float(confidence[inside].mean()) - float(correct[inside].mean()))
+    return gap
 
 
 def uptime() -> str:

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime
-from common import argument_parser, percentiles, timed, uptime
+from common import argument_parser, expected_calibration_error, percentiles, timed, uptime
 from numpy.typing import NDArray
 from PIL import Image
 from rich.console import Console
@@ -77,7 +77,6 @@ DONT_CARE = "###"
 FOLDS = 5
 # Stripped from both ends of a word before the case-folded comparison (with typographic quotes).
 EDGE_PUNCTUATION = ".,;:!?\"'()[]{}-\u00ab\u00bb\u201e\u201c\u201d\u2018\u2019"
-ECE_BINS = 10
 THRESHOLDS = (0.0, DEFAULT_MIN_CONFIDENCE / 100.0)
 PUBLISHED = (
     ("PP-OCRv6 medium (Baidu, in-house set)", "det Hmean 86.2 %, rec accuracy 83.2 %"),
@@ -314,16 +313,6 @@ def out_of_fold(samples: list[Samples]) -> tuple[NDArray[np.float32], NDArray[np
 def _probability(logits: NDArray[np.float64]) -> NDArray[np.float64]:
     result: NDArray[np.float64] = 1 / (1 + np.exp(-logits))
     return result
-
-
-def expected_calibration_error(confidence: NDArray[Any], labels: NDArray[Any]) -> float:
-    bins = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
-    error = 0.0
-    for b in range(ECE_BINS):
-        members = bins == b
-        if members.any():
-            error += members.mean() * abs(float(confidence[members].mean()) - float(labels[members].mean()))
-    return error
 
 
 @dataclass(frozen=True)

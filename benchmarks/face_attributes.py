@@ -53,7 +53,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime
-from common import argument_parser, percentiles, timed, uptime
+from common import argument_parser, expected_calibration_error, percentiles, timed, uptime
 from numpy.typing import NDArray
 from PIL import Image
 from rich.console import Console
@@ -97,7 +97,6 @@ FER_UPSCALE = 4
 AGE_BANDS = (("0-12", 0, 13), ("13-19", 13, 20), ("20-39", 20, 40), ("40-59", 40, 60), ("60+", 60, 1000))
 HEIGHT_BANDS = (("<40 px", 0, 40), ("40-79 px", 40, 80), (">=80 px", 80, 100_000))
 MIN_GROUP = 10
-ECE_BINS = 10
 # FER2013's class mix over all 35,887 images (Goodfellow et al. 2013, "Challenges in Representation
 # Learning"), in FER_CLASSES order: per-class recall weighted by it is accuracy on that mix.
 FER2013_CLASS_COUNTS = (4953, 547, 5121, 8989, 6077, 4002, 6198)
@@ -204,18 +203,6 @@ def fer_outputs(
         probabilities=np.stack(through_box),
         whole_crop=np.stack(whole),
     )
-
-
-def expected_calibration_error(confidence: NDArray[np.floating], correct: NDArray[np.bool_]) -> float:
-    """Top-label ECE: the sample-weighted gap between mean confidence and accuracy over ECE_BINS
-    equal-width confidence bins."""
-    bins = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
-    gap = 0.0
-    for index in range(ECE_BINS):
-        inside = bins == index
-        if inside.any():
-            gap += inside.mean() * abs(float(confidence[inside].mean()) - float(correct[inside].mean()))
-    return gap
 
 
 def gender_confidence(

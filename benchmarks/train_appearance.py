@@ -58,7 +58,7 @@ from typing import Any
 
 import dlib
 import numpy as np
-from common import argument_parser, uptime
+from common import argument_parser, expected_calibration_error, uptime
 from numpy.typing import NDArray
 from PIL import Image
 from rich.console import Console
@@ -98,7 +98,6 @@ SYNTHETIC_SHARE = 6  # one face in this many gets dark lenses, another one in th
 SYNTHETIC_WEIGHT = 0.1  # painted faces count a tenth: more costs accuracy on real faces (see the docstring)
 FOLDS = 5
 L2_GRID = (1.0, 10.0)
-ECE_BINS = 10
 # Feature groups (regular expressions over FEATURE_NAMES) and the combinations tried per attribute.
 GROUPS = {
     "frames": r"^(bridge_gy|bridge_gy_peak|rim_gy|rim_gy_peak|temple_gx|temple_gy|eye_grad|brow_gy)$",
@@ -583,18 +582,10 @@ class Scores:
 SCORE_COLUMNS = ("faces", "yes", "acc", "bal acc", "prec", "recall", "ECE", "AUC", "base acc", "bal>0.5", "acc>base")
 
 
-def expected_calibration_error(probability: NDArray[np.float64], target: NDArray[np.float64]) -> float:
+def reported_calibration_error(probability: NDArray[np.float64], target: NDArray[np.float64]) -> float:
     """ECE of the reported confidence (max(p, 1 - p)) against whether Value is right."""
     confidence = np.maximum(probability, 1 - probability)
-    correct = (probability >= 0.5) == (target == 1)
-    bins = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
-    return float(
-        sum(
-            (bins == b).mean() * abs(confidence[bins == b].mean() - correct[bins == b].mean())
-            for b in range(ECE_BINS)
-            if (bins == b).any()
-        )
-    )
+    return expected_calibration_error(confidence, (probability >= 0.5) == (target == 1))
 
 
 def roc_auc(probability: NDArray[np.float64], target: NDArray[np.float64]) -> float:
@@ -616,7 +607,7 @@ def scores(probability: NDArray[np.float64], target: NDArray[np.float64]) -> Sco
         balanced=float(np.nanmean([recall, specificity])),
         precision=float(is_yes[says_yes].mean()) if says_yes.any() else float("nan"),
         recall=recall,
-        ece=expected_calibration_error(probability, target),
+        ece=reported_calibration_error(probability, target),
         auc=roc_auc(probability, target),
         baseline=float(max(is_yes.mean(), 1 - is_yes.mean())),
     )
