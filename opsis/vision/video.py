@@ -15,6 +15,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from numpy.typing import NDArray
 
 from opsis.vision.types import DecodedImage
 
@@ -98,7 +99,8 @@ def sample_frames(path: Path, rate: float, start_millis: int = 0) -> Iterator[Vi
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             # Timestamps count from the stream's first frame (MP4 edit lists often start it later than 0).
-            origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+            base = stream.time_base
+            origin = float(stream.start_time * base) if stream.start_time is not None and base else 0.0
             for number, frame in enumerate(container.decode(stream)):
                 millis = round((frame.time - origin) * 1000) if frame.time is not None else round(number * step)
                 if millis + 0.5 < next_tick:
@@ -113,7 +115,7 @@ def sample_frames(path: Path, rate: float, start_millis: int = 0) -> Iterator[Vi
 
 def _upright(frame: av.VideoFrame) -> DecodedImage:
     """RGB pixels turned by the stream's display rotation (phones record sideways with a rotation tag)."""
-    pixels = frame.to_ndarray(format="rgb24")
+    pixels: NDArray[np.uint8] = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
     quarter_turns = round(getattr(frame, "rotation", 0) / 90) % 4
     if quarter_turns:
         pixels = np.ascontiguousarray(np.rot90(pixels, quarter_turns))
