@@ -73,6 +73,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
 
     from opsis.api.auth import PROFILE, load_key_ring
     from opsis.api.server import create_app
+    from opsis.jobs.pool import WorkerPool
     from opsis.ops.context import Context
 
     settings = Settings.load(host=host, port=port, data_dir=data_dir)
@@ -85,7 +86,12 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
         f"({len(keys)} access key(s); credentials file {settings.credentials_file.resolve()}, profile {PROFILE!r})",
         err=True,
     )
-    uvicorn.run(create_app(ctx, keys), host=settings.host, port=settings.port, log_level=settings.log_level)
+    workers = WorkerPool(settings)
+    workers.start()
+    try:
+        uvicorn.run(create_app(ctx, keys), host=settings.host, port=settings.port, log_level=settings.log_level)
+    finally:
+        workers.stop()
 
 
 @main.command("prepare-models")
@@ -690,6 +696,146 @@ def remove_celebrities(celebrity_ids: tuple[str, ...], remove_all: bool, data_di
         else:
             celebrity_gallery.remove_celebrities(opsis.ctx, celebrity_ids)
             click.echo(f"Removed {len(celebrity_ids)} celebrit{'y' if len(celebrity_ids) == 1 else 'ies'}")
+
+
+# --- stored video --------------------------------------------------------------------------------
+
+VIDEO_COMMANDS = {
+    "detect-faces": "StartFaceDetection",
+    "search-faces": "StartFaceSearch",
+    "track-people": "StartPersonTracking",
+    "detect-labels": "StartLabelDetection",
+    "detect-text": "StartTextDetection",
+    "detect-moderation-labels": "StartContentModeration",
+    "detect-segments": "StartSegmentDetection",
+    "recognize-celebrities": "StartCelebrityRecognition",
+}
+
+
+@main.group()
+def video() -> None:
+    """Stored-video jobs: start one on a local file or s3://BUCKET/KEY, watch it, read its results.
+
+    Without --wait the job is queued for a running `opsis serve` (or `opsis video worker`) on the
+    same data directory; with --wait it runs here, with a progress bar, unless a worker has it.
+    """
+
+
+def _video_command(name: str, operation: str) -> None:
+    @video.command(name, help=f"{operation}: start the job on VIDEO (a file or s3://BUCKET/KEY).")
+    @click.argument("video_path", metavar="VIDEO")
+    @click.option("--collection-id", help="The collection to search (search-faces).")
+    @click.option("--min-confidence", type=float, help="Lowest confidence of a label (detect-labels, moderation).")
+    @click.option("--attributes", type=click.Choice(["DEFAULT", "ALL"]), help="Face attributes (detect-faces).")
+    @click.option(
+        "--segment-types", default="SHOT,TECHNICAL_CUE", show_default=True, help="Comma-separated (detect-segments)."
+    )
+    @click.option("--wait", is_flag=True, help="Run or watch the job to its end with a progress bar, then print it.")
+    @data_dir_option
+    @json_option
+    def start(
+        *,
+        video_path: str,
+        collection_id: str | None,
+        min_confidence: float | None,
+        attributes: str | None,
+        segment_types: str,
+        wait: bool,
+        data_dir: Path | None,
+        as_json: bool,
+    ) -> None:
+        params = _optional(MinConfidence=min_confidence, FaceAttributes=attributes)
+        if operation == "StartFaceSearch":
+            if collection_id is None:
+                raise click.UsageError("search-faces needs --collection-id")
+            params["CollectionId"] = collection_id
+        if operation == "StartSegmentDetection":
+            params["SegmentTypes"] = segment_types.split(",")
+        with _session(data_dir) as opsis:
+            job_id = opsis.start_video_job(operation, video_path, **params)
+            if not wait:
+                click.echo(job_id)
+                return
+            _wait_and_show(opsis, job_id, as_json)
+
+
+for _name, _operation in VIDEO_COMMANDS.items():
+    _video_command(_name, _operation)
+
+
+@video.command("get")
+@click.argument("job_id")
+@click.option("--wait", is_flag=True, help="Run or watch the job to its end with a progress bar first.")
+@data_dir_option
+@json_option
+def video_get(job_id: str, wait: bool, data_dir: Path | None, as_json: bool) -> None:
+    """Show a job's status and results (all pages)."""
+    with _session(data_dir) as opsis:
+        if wait:
+            _wait_and_show(opsis, job_id, as_json)
+        else:
+            _output(opsis.video_job_results(job_id), as_json, _video_table)
+
+
+@video.command("worker")
+@data_dir_option
+def video_worker(data_dir: Path | None) -> None:
+    """Run queued video jobs in the foreground until interrupted (what `opsis serve` starts)."""
+    import threading
+
+    from opsis.jobs.worker import work
+
+    with _session(data_dir) as opsis:
+        try:
+            work(opsis.ctx, threading.Event())
+        except KeyboardInterrupt:
+            click.echo("Stopped; a job in progress will be taken again.", err=True)
+
+
+def _wait_and_show(opsis: Opsis, job_id: str, as_json: bool) -> None:
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"job {job_id[:12]}", total=100)
+        opsis.wait_for_video_job(job_id, lambda fraction: bar.update(task, completed=fraction * 100))
+    _output(opsis.video_job_results(job_id), as_json, _video_table)
+
+
+def _video_table(r: Response) -> RenderableType:
+    """The job's status line, then one row per result: when, and what was found."""
+    from opsis.ops.video import KIND_OF_GET
+
+    results = next(r[kind.results] for kind in KIND_OF_GET.values() if kind.results in r)
+    status = f"Job {r['JobId']}: {r['JobStatus']}" + (f" ({r['StatusMessage']})" if r.get("StatusMessage") else "")
+    table = Table("Time (s)", "Found")
+    for item in results:
+        table.add_row(
+            f"{item.get('Timestamp', item.get('StartTimestampMillis', 0)) / 1000:.2f}", escape(_video_item(item))
+        )
+    return Group(Text(status), table)
+
+
+def _confident(what: Response) -> str:
+    return f"{what.get('Name', 'face')} {what['Confidence']:.1f}%"
+
+
+VIDEO_ITEMS: dict[str, Callable[[Response], str]] = {
+    "Face": _confident,
+    "Label": _confident,
+    "ModerationLabel": _confident,
+    "Celebrity": _confident,
+    "TextDetection": lambda text: f"{text['Type']} {text['DetectedText']!r}",
+    "Person": lambda person: f"person {person['Index']}",
+}
+
+
+def _video_item(item: Response) -> str:
+    """One result in a few words: a segment's type and timecodes, else what its main member found."""
+    if "Type" in item:
+        return f"{item['Type']} {item['StartTimecodeSMPTE']} - {item['EndTimecodeSMPTE']}"
+    member = next(key for key in VIDEO_ITEMS if key in item)
+    matches = ", ".join(match["Face"]["FaceId"] for match in item.get("FaceMatches", []))
+    return VIDEO_ITEMS[member](item[member]) + (f" matches {matches}" if matches else "")
 
 
 # --- any operation -------------------------------------------------------------------------------

@@ -48,6 +48,23 @@ class Settings:
     max_request_bytes: int = 8 * 1024 * 1024
     # SigV4 timestamps may differ from the server clock by this much (AWS allows 15 minutes).
     max_clock_skew_seconds: int = 900
+    # Stored-video jobs: worker processes (each loads its own models), run at this nice level so
+    # the image API keeps the CPU it needs; frames sampled per second of video (text: fewer, OCR is slow).
+    video_workers: int = 1
+    video_worker_nice: int = 10
+    video_frames_per_second: float = 5.0
+    video_text_frames_per_second: float = 1.0
+    # A job whose worker stops renewing its lease this long is taken again, at most this many times.
+    video_job_lease_seconds: int = 60
+    video_job_attempts: int = 3
+    # Finished jobs and their results are kept this long (Rekognition keeps them 7 days).
+    video_job_retention_days: int = 7
+    # Rekognition's limits on stored video: 10 GB and 6 hours.
+    video_max_bytes: int = 10 * 1024**3
+    video_max_seconds: int = 6 * 3600
+    # Where job completion messages go (Rekognition publishes them to SNS): an HTTP(S) URL that
+    # receives an SNS-style JSON notification, whatever the job's NotificationChannel.SNSTopicArn.
+    notification_webhook: str | None = None
     # Check every response against botocore's output shape (the test suite turns this on).
     validate_responses: bool = False
     log_level: str = "info"
@@ -55,6 +72,10 @@ class Settings:
     @property
     def credentials_file(self) -> Path:
         return self.data_dir / "credentials"
+
+    @property
+    def jobs_db(self) -> Path:
+        return self.data_dir / "jobs.db"
 
     @property
     def buckets_dir(self) -> Path:
@@ -79,6 +100,8 @@ def _parse(kind: Any, raw: str, name: str) -> Any:
     try:
         if kind.startswith("int"):
             return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
         if kind.startswith("bool"):
             return raw.strip().lower() in ("1", "true", "yes", "on")
         if kind.startswith("Path"):

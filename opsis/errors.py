@@ -59,6 +59,12 @@ class ResourceAlreadyExistsException(OpsisError):
     code = "ResourceAlreadyExistsException"
 
 
+class VideoTooLargeException(OpsisError):
+    """A stored video over Rekognition's limits (10 GB, 6 hours)."""
+
+    code = "VideoTooLargeException"
+
+
 class ThrottlingException(OpsisError):
     code = "ThrottlingException"
 

@@ -53,7 +53,11 @@ class Match:
 def recognize_celebrities(ctx: Context, params: dict[str, Any]) -> RecognizeCelebritiesResponseTypeDef:
     """RecognizeCelebrities: the 64 largest faces, largest first, split into the gallery's
     celebrities and the unrecognised rest."""
-    image = load_image(ctx, params["Image"])
+    return celebrities_in_image(ctx, load_image(ctx, params["Image"]))
+
+
+def celebrities_in_image(ctx: Context, image: DecodedImage) -> RecognizeCelebritiesResponseTypeDef:
+    """RecognizeCelebrities' response for a decoded image (a photo or a video frame)."""
     faces = analyze(image, ctx.face_detector(), MAX_FACES)
     matches = {match.row: match for match in identify(ctx, image, faces)}
     faces = describe_faces(ctx, image, faces, COMPARED_FACE_ATTRIBUTES)

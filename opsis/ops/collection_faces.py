@@ -31,7 +31,7 @@ def index_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
 
     The same image indexed again with the same ExternalImageId returns the faces it already has.
     """
-    collection = _collection_for_embedder(ctx, params["CollectionId"])
+    collection = collection_for_embedder(ctx, params["CollectionId"])
     data = image_bytes(ctx, params["Image"])
     image = decode_checked(data)
     image_id = str(uuid.UUID(bytes=hashlib.sha256(data).digest()[:16], version=4))
@@ -101,13 +101,13 @@ def search_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     collection = ctx.store.get_collection(params["CollectionId"])
     face_id = params["FaceId"]
     vector = ctx.store.face_vector(collection.collection_id, face_id)
-    matches = _matches(ctx, collection, vector, params, exclude=face_id)
+    matches = face_matches(ctx, collection, vector, params, exclude=face_id)
     return {"SearchedFaceId": face_id, "FaceMatches": matches, "FaceModelVersion": collection.face_model_version}
 
 
 def search_faces_by_image(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     """SearchFacesByImage: the largest face of the image (that passes QualityFilter) against the collection."""
-    collection = _collection_for_embedder(ctx, params["CollectionId"])
+    collection = collection_for_embedder(ctx, params["CollectionId"])
     image = load_image(ctx, params["Image"])
     face = usable_faces(ctx, image, params.get("QualityFilter", "NONE"))[:1]
     vector = embed_faces(image, face, ctx.face_embedder()).data["embedding"][0]
@@ -115,14 +115,15 @@ def search_faces_by_image(ctx: Context, params: dict[str, Any]) -> dict[str, Any
     return {
         "SearchedFaceBoundingBox": box,
         "SearchedFaceConfidence": float(face.confidence[0]) * 100.0,
-        "FaceMatches": _matches(ctx, collection, vector, params),
+        "FaceMatches": face_matches(ctx, collection, vector, params),
         "FaceModelVersion": collection.face_model_version,
     }
 
 
-def _matches(
-    ctx: Context, collection: Collection, vector: np.ndarray, params: dict[str, Any], exclude: str | None = None
+def face_matches(
+    ctx: Context, collection: Collection, vector: np.ndarray, params: Mapping[str, Any], exclude: str | None = None
 ) -> list[dict[str, Any]]:
+    """Stored faces at least FaceMatchThreshold similar to `vector`, most similar first, at most MaxFaces."""
     scale = ctx.similarity(collection.face_model_version)
     threshold = params.get("FaceMatchThreshold", DEFAULT_MATCH_THRESHOLD)
     limit = params.get("MaxFaces", DEFAULT_MAX_MATCHES)
@@ -135,7 +136,7 @@ def _matches(
     return [match for match in matches if match["Similarity"] >= threshold][:limit]
 
 
-def _collection_for_embedder(ctx: Context, collection_id: str) -> Collection:
+def collection_for_embedder(ctx: Context, collection_id: str) -> Collection:
     """The collection, if its vectors come from the embedder this server runs."""
     collection = ctx.store.get_collection(collection_id)
     version = ctx.face_embedder().version

@@ -6,8 +6,8 @@ import threading
 from dataclasses import dataclass, field
 
 from opsis.config import Settings
-from opsis.store import open_face_store
-from opsis.store.base import FaceStore, ObjectSource
+from opsis.store import open_face_store, open_job_store
+from opsis.store.base import FaceStore, JobStore, ObjectSource
 from opsis.store.objects import object_source
 from opsis.vision import registry
 from opsis.vision.cache import ModelCache
@@ -31,6 +31,7 @@ class Context:
     objects: ObjectSource
     models: ModelCache = field(default_factory=ModelCache)
     _store: FaceStore | None = None
+    _jobs: JobStore | None = None
     _store_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -44,6 +45,14 @@ class Context:
             if self._store is None:
                 self._store = open_face_store(self.settings)
             return self._store
+
+    @property
+    def jobs(self) -> JobStore:
+        """The stored-video job store, opened on first use."""
+        with self._store_lock:
+            if self._jobs is None:
+                self._jobs = open_job_store(self.settings)
+            return self._jobs
 
     def collection_arn(self, collection_id: str) -> str:
         return f"arn:aws:rekognition:{self.settings.region}:{self.settings.account_id}:collection/{collection_id}"
@@ -88,6 +97,9 @@ class Context:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+            if self._jobs is not None:
+                self._jobs.close()
+                self._jobs = None
 
     def prepare_models(self) -> None:
         """Fetch and convert what the models need (the set-up step, which may use the network), then load them."""

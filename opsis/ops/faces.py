@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         ComparedFaceTypeDef,
         CompareFacesResponseTypeDef,
         DetectFacesResponseTypeDef,
+        FaceDetailTypeDef,
     )
 
 DEFAULT_SIMILARITY_THRESHOLD = 80.0
@@ -35,10 +36,14 @@ def detect_faces(ctx: Context, params: dict[str, Any]) -> DetectFacesResponseTyp
     Rekognition, `OrientationCorrection` is not returned.
     """
     image = load_image(ctx, params["Image"])
-    attributes = requested_attributes(params.get("Attributes"))
+    return {"FaceDetails": face_details(ctx, image, requested_attributes(params.get("Attributes")))}  # type: ignore[typeddict-item]
+
+
+def face_details(ctx: Context, image: DecodedImage, attributes: frozenset[str]) -> list[FaceDetailTypeDef]:
+    """The image's faces (the 100 largest, largest first) with the requested attributes: the one
+    face pipeline of DetectFaces and of video face detection."""
     faces = describe_faces(ctx, image, analyze(image, ctx.face_detector()), attributes)
-    details = [face_detail(faces, row, image.width, image.height, attributes) for row in range(len(faces))]
-    return {"FaceDetails": details}  # type: ignore[typeddict-item]
+    return [face_detail(faces, row, image.width, image.height, attributes) for row in range(len(faces))]
 
 
 def compare_faces(ctx: Context, params: dict[str, Any]) -> CompareFacesResponseTypeDef:

@@ -100,7 +100,11 @@ def detect_labels(ctx: Context, params: dict[str, Any]) -> DetectLabelsResponseT
     and `ImageProperties` when `Features` asks for IMAGE_PROPERTIES (GENERAL_LABELS alone when
     `Features` is absent or empty). EXIF orientation is applied first, so boxes refer to the
     upright image."""
-    image = load_image(ctx, params["Image"])
+    return labels_in_image(ctx, load_image(ctx, params["Image"]), params)
+
+
+def labels_in_image(ctx: Context, image: DecodedImage, params: Mapping[str, Any]) -> DetectLabelsResponseTypeDef:
+    """DetectLabels' response for a decoded image (a photo or a video frame)."""
     features = set(params.get("Features") or [GENERAL_LABELS])
     settings = params.get("Settings") or {}
     detector = ctx.object_detector()

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from opsis.errors import InvalidParameterException
 from opsis.ops.context import Context
 from opsis.ops.images import load_image
+from opsis.vision.types import DecodedImage
 
 if TYPE_CHECKING:
     from mypy_boto3_rekognition.type_defs import DetectModerationLabelsResponseTypeDef, ModerationLabelTypeDef
@@ -92,7 +93,13 @@ def detect_moderation_labels(ctx: Context, params: dict[str, Any]) -> DetectMode
     """DetectModerationLabels: the labels at or above `MinConfidence` (default 50), most confident
     first, parents before their children on ties."""
     refuse_unsupported(params)
-    image = load_image(ctx, params["Image"])
+    return moderation_in_image(ctx, load_image(ctx, params["Image"]), params)
+
+
+def moderation_in_image(
+    ctx: Context, image: DecodedImage, params: Mapping[str, Any]
+) -> DetectModerationLabelsResponseTypeDef:
+    """DetectModerationLabels' response for a decoded image (a photo or a video frame)."""
     moderator = ctx.content_moderator()
     confidences = label_confidences(moderator.name, moderator.moderate(image.pixels))
     threshold = params.get("MinConfidence", DEFAULT_MIN_CONFIDENCE)

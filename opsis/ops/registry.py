@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opsis.errors import UnsupportedOperationException
-from opsis.ops import celebrities, collection_faces, collections, faces, labels, moderation, ppe, text, users
+from opsis.ops import celebrities, collection_faces, collections, faces, labels, moderation, ppe, text, users, video
 from opsis.ops.context import Context
 
 Handler = Callable[[Context, dict[str, Any]], Mapping[str, Any]]
@@ -29,6 +29,14 @@ HANDLERS: dict[str, Handler] = {
     "DetectText": text.detect_text,
     "DisassociateFaces": users.disassociate_faces,
     "GetCelebrityInfo": celebrities.get_celebrity_info,
+    "GetCelebrityRecognition": video.get_celebrity_recognition,
+    "GetContentModeration": video.get_content_moderation,
+    "GetFaceDetection": video.get_face_detection,
+    "GetFaceSearch": video.get_face_search,
+    "GetLabelDetection": video.get_label_detection,
+    "GetPersonTracking": video.get_person_tracking,
+    "GetSegmentDetection": video.get_segment_detection,
+    "GetTextDetection": video.get_text_detection,
     "IndexFaces": collection_faces.index_faces,
     "ListCollections": collections.list_collections,
     "ListFaces": collection_faces.list_faces,
@@ -39,6 +47,14 @@ HANDLERS: dict[str, Handler] = {
     "SearchFacesByImage": collection_faces.search_faces_by_image,
     "SearchUsers": users.search_users,
     "SearchUsersByImage": users.search_users_by_image,
+    "StartCelebrityRecognition": video.start_celebrity_recognition,
+    "StartContentModeration": video.start_content_moderation,
+    "StartFaceDetection": video.start_face_detection,
+    "StartFaceSearch": video.start_face_search,
+    "StartLabelDetection": video.start_label_detection,
+    "StartPersonTracking": video.start_person_tracking,
+    "StartSegmentDetection": video.start_segment_detection,
+    "StartTextDetection": video.start_text_detection,
     "TagResource": collections.tag_resource,
     "UntagResource": collections.untag_resource,
 }

@@ -13,7 +13,7 @@ from opsis.errors import InvalidParameterException
 from opsis.ops.context import Context
 from opsis.ops.images import load_image
 from opsis.ops.shapes import text_detection
-from opsis.vision.types import Detections, TextReading
+from opsis.vision.types import DecodedImage, Detections, TextReading
 
 if TYPE_CHECKING:
     from mypy_boto3_rekognition.type_defs import DetectTextResponseTypeDef, TextDetectionTypeDef
@@ -50,7 +50,11 @@ def detect_text(ctx: Context, params: dict[str, Any]) -> DetectTextResponseTypeD
     of its words'. The 100-word limit keeps the first words in reading order.
     """
     filters = text_filters(params.get("Filters") or {})
-    image = load_image(ctx, params["Image"])
+    return text_in_image(ctx, load_image(ctx, params["Image"]), filters)
+
+
+def text_in_image(ctx: Context, image: DecodedImage, filters: TextFilters) -> DetectTextResponseTypeDef:
+    """DetectText's response for a decoded image (a photo or a video frame)."""
     reader = ctx.text_reader()
     reading = reader.read(image.pixels)
     kept = kept_words(reading.words, filters, image.width, image.height)

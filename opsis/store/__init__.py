@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from opsis.config import Settings
-from opsis.store.base import FaceStore
+from opsis.store.base import FaceStore, JobStore
 
 
 def open_face_store(settings: Settings) -> FaceStore:
@@ -12,4 +12,13 @@ def open_face_store(settings: Settings) -> FaceStore:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store: FaceStore = SQLiteFaceStore(settings.data_dir / "faces.db", hnsw_threshold=settings.hnsw_threshold)
+    return store
+
+
+def open_job_store(settings: Settings) -> JobStore:
+    """The configured job store: the embedded SQLite job store under the data directory."""
+    from opsis.store.jobs import SQLiteJobStore
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store: JobStore = SQLiteJobStore(settings.jobs_db, retention_seconds=settings.video_job_retention_days * 86400)
     return store

@@ -8,8 +8,10 @@ driver's errors, and keep their transactions inside: a method that returns has c
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,6 +24,15 @@ class ObjectSource(Protocol):
     def get(self, bucket: str, key: str, version: str | None, max_bytes: int) -> bytes:
         """The object's bytes. Raises InvalidS3ObjectException when it cannot be read and
         ImageTooLargeException when it is larger than `max_bytes`."""
+        ...
+
+    def size(self, bucket: str, key: str, version: str | None) -> int:
+        """The object's size in bytes; InvalidS3ObjectException when it cannot be read."""
+        ...
+
+    def local_file(self, bucket: str, key: str, version: str | None) -> AbstractContextManager[Path]:
+        """The object as a file on this machine for the `with` block (a video is read by path,
+        never held in memory): a local bucket's own file, or a temporary download deleted after."""
         ...
 
 
@@ -81,6 +92,102 @@ class Neighbour:
 
     face: Face
     distance: float
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A stored-video job as a Start* request asked for it."""
+
+    operation: str  # the Start* operation, e.g. StartLabelDetection
+    params: Mapping[str, Any]  # its request parameters, without ClientRequestToken
+    client_token: str | None = None
+    fingerprint: str = ""  # of `params`: a token reused with other parameters is refused
+    local_path: str | None = None  # a file the in-process CLI gave instead of an S3Object
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    operation: str
+    params: Mapping[str, Any]
+    status: str  # QUEUED, IN_PROGRESS, SUCCEEDED or FAILED (QUEUED is IN_PROGRESS to callers)
+    status_message: str | None
+    progress: float  # 0-100
+    attempts: int
+    created_at: datetime
+    video_metadata: Mapping[str, Any] | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)  # response fields such as LabelModelVersion
+    local_path: str | None = None
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """One item of a job's result list, with the keys its Get* operation sorts by."""
+
+    timestamp: int  # ms
+    sort_key: str  # the name, index or id SortBy orders by (besides TIMESTAMP)
+    body: Mapping[str, Any]
+    variant: str = ""  # "" or an aggregation such as SEGMENTS
+
+
+class JobStore(Protocol):
+    """Durable stored-video jobs: queued by Start*, leased by workers, read by Get*."""
+
+    def create_job(self, job: NewJob) -> Job:
+        """A new queued job, or the job already created with this client token (whatever its
+        parameters: the caller compares fingerprints)."""
+        ...
+
+    def get_job(self, job_id: str) -> Job:
+        """Raises ResourceNotFoundException if there is no such job."""
+        ...
+
+    def claim_job(self, worker: str, lease_seconds: float, max_attempts: int, job_id: str | None = None) -> Job | None:
+        """The oldest job (or the job `job_id`) that is queued or whose worker's lease ran out, now
+        leased to `worker`; a job already tried `max_attempts` times is failed instead."""
+        ...
+
+    def renew_lease(self, job_id: str, worker: str, lease_seconds: float, progress: float) -> bool:
+        """Extends the lease and records progress; False when `worker` no longer holds the job."""
+        ...
+
+    def release_jobs(self, workers: Sequence[str]) -> int:
+        """Ends the leases of these (dead) workers at once, so their jobs are taken again."""
+        ...
+
+    def leased_workers(self) -> list[str]:
+        """The workers holding jobs now."""
+        ...
+
+    def finish_job(
+        self,
+        job_id: str,
+        worker: str,
+        metadata: Mapping[str, Any],
+        extras: Mapping[str, Any],
+        results: Sequence[JobResult],
+    ) -> bool:
+        """SUCCEEDED with its results, atomically; False (and nothing written) if the lease was lost."""
+        ...
+
+    def fail_job(
+        self, job_id: str, worker: str | None, message: str, metadata: Mapping[str, Any] | None = None
+    ) -> bool:
+        """FAILED with `message`; `worker` None fails it whoever holds it."""
+        ...
+
+    def job_results(self, job_id: str, variant: str, order: str, offset: int, limit: int) -> list[Mapping[str, Any]]:
+        """Result bodies ordered by `order` (TIMESTAMP, or the sort key first), from `offset`."""
+        ...
+
+    def record_notification(self, job_id: str, destination: str, message: str, outcome: str) -> None:
+        """Keeps a completion message sent (or not) to a notification channel."""
+        ...
+
+    def notifications(self, job_id: str) -> list[Mapping[str, Any]]: ...
+
+    def close(self) -> None: ...
 
 
 class FaceStore(Protocol):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,31 @@ class LocalBuckets:
         self.root = root
 
     def get(self, bucket: str, key: str, version: str | None, max_bytes: int) -> bytes:
+        size = self.size(bucket, key, version)
+        if size > max_bytes:
+            raise ImageTooLargeException(f"S3 object is {size} bytes; the limit is {max_bytes}")
+        try:
+            return self._path(bucket, key, version).read_bytes()
+        except OSError as error:
+            log.info("local object %s/%s unreadable: %s", bucket, key, error)
+            raise InvalidS3ObjectException(UNREADABLE) from error
+
+    def size(self, bucket: str, key: str, version: str | None) -> int:
+        path = self._path(bucket, key, version)
+        try:
+            if not path.is_file():
+                raise InvalidS3ObjectException(UNREADABLE)
+            return path.stat().st_size
+        except OSError as error:
+            log.info("local object %s/%s unreadable: %s", bucket, key, error)
+            raise InvalidS3ObjectException(UNREADABLE) from error
+
+    @contextmanager
+    def local_file(self, bucket: str, key: str, version: str | None) -> Iterator[Path]:
+        self.size(bucket, key, version)
+        yield self._path(bucket, key, version)
+
+    def _path(self, bucket: str, key: str, version: str | None) -> Path:
         if version is not None:
             raise InvalidS3ObjectException("Local buckets are not versioned: omit S3Object.Version")
         bucket_dir = (self.root / bucket).resolve()
@@ -41,16 +69,7 @@ class LocalBuckets:
         # A key such as "../../credentials" must not escape its bucket.
         if bucket_dir.parent != self.root.resolve() or not path.is_relative_to(bucket_dir):
             raise InvalidS3ObjectException(UNREADABLE)
-        try:
-            size = path.stat().st_size
-            if not path.is_file():
-                raise InvalidS3ObjectException(UNREADABLE)
-            if size > max_bytes:
-                raise ImageTooLargeException(f"S3 object is {size} bytes; the limit is {max_bytes}")
-            return path.read_bytes()
-        except OSError as error:
-            log.info("local object %s/%s unreadable: %s", bucket, key, error)
-            raise InvalidS3ObjectException(UNREADABLE) from error
+        return path
 
 
 class S3Objects:
@@ -67,15 +86,37 @@ class S3Objects:
         )
 
     def get(self, bucket: str, key: str, version: str | None, max_bytes: int) -> bytes:
-        extra = {"VersionId": version} if version else {}
+        size = self.size(bucket, key, version)
+        if size > max_bytes:
+            raise ImageTooLargeException(f"S3 object is {size} bytes; the limit is {max_bytes}")
         try:
-            head = self._client.head_object(Bucket=bucket, Key=key, **extra)
-            if head["ContentLength"] > max_bytes:
-                raise ImageTooLargeException(f"S3 object is {head['ContentLength']} bytes; the limit is {max_bytes}")
-            body: bytes = self._client.get_object(Bucket=bucket, Key=key, **extra)["Body"].read(max_bytes + 1)
+            response = self._client.get_object(Bucket=bucket, Key=key, **_version(version))
+            body: bytes = response["Body"].read(max_bytes + 1)
         except (ClientError, BotoCoreError) as error:
             log.info("S3 object %s/%s unreadable: %s", bucket, key, error)
             raise InvalidS3ObjectException(UNREADABLE) from error
         if len(body) > max_bytes:  # the object changed between HEAD and GET
             raise ImageTooLargeException(f"S3 object is larger than the {max_bytes}-byte limit")
         return body
+
+    def size(self, bucket: str, key: str, version: str | None) -> int:
+        try:
+            return int(self._client.head_object(Bucket=bucket, Key=key, **_version(version))["ContentLength"])
+        except (ClientError, BotoCoreError) as error:
+            log.info("S3 object %s/%s unreadable: %s", bucket, key, error)
+            raise InvalidS3ObjectException(UNREADABLE) from error
+
+    @contextmanager
+    def local_file(self, bucket: str, key: str, version: str | None) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="opsis-video-") as folder:
+            path = Path(folder) / "video"
+            try:
+                self._client.download_file(bucket, key, str(path), ExtraArgs=_version(version) or None)
+            except (ClientError, BotoCoreError) as error:
+                log.info("S3 object %s/%s unreadable: %s", bucket, key, error)
+                raise InvalidS3ObjectException(UNREADABLE) from error
+            yield path
+
+
+def _version(version: str | None) -> dict[str, str]:
+    return {"VersionId": version} if version else {}

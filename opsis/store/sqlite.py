@@ -39,6 +39,7 @@ from opsis.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
+from opsis.store import sqlite_db
 from opsis.store.base import Celebrity, Collection, Face, Neighbour, NewFace, User
 from opsis.store.vectors import BACKGROUND_MIN, HnswIndex, HnswParams, Ids, TieredIndex
 
@@ -148,45 +149,24 @@ class SQLiteFaceStore:
         self._graph_lock = threading.Lock()
         self._indexes: dict[int, _LoadedIndex] = {}
         self._closed = False
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "foreign_keys=ON"):
-            self._db.execute(f"PRAGMA {pragma}")
-        self._migrate()
+        self._db = sqlite_db.connect(path)
+        with self._lock:
+            sqlite_db.migrate(self._db, MIGRATIONS, path)
         self._data_version = self._current_data_version()
 
     # --- plumbing ---------------------------------------------------------------------------------
 
-    def _migrate(self) -> None:
-        with self._lock, self._write() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise RuntimeError(f"{self.path} has schema version {version}, newer than this Opsis knows")
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number}")
-
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; the caller holds `_lock`."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with sqlite_db.write(self._db) as db:
+            yield db
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """One consistent snapshot for several reads; the caller holds `_lock`."""
-        self._db.execute("BEGIN")
-        try:
-            yield self._db
-        finally:
-            self._db.execute("COMMIT")
+        with sqlite_db.read(self._db) as db:
+            yield db
 
     def _current_data_version(self) -> int:
         return int(self._db.execute("PRAGMA data_version").fetchone()[0])
