@@ -62,11 +62,13 @@ def data_root() -> Path:
     return DATA_ROOT
 
 
-def start_server(data_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], LiveServer]:
+def start_server(
+    data_dir: Path, log_path: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], LiveServer]:
     """`opsis serve` on `data_dir` in a subprocess on a free port, checking its own responses
-    against the model; returns once it is healthy."""
+    against the model (with `env`'s OPSIS_* settings added); returns once it is healthy."""
     port = free_port()
-    env = {**os.environ, "OPSIS_VALIDATE_RESPONSES": "1", "OPSIS_LOG_LEVEL": "warning"}
+    env = {**os.environ, "OPSIS_VALIDATE_RESPONSES": "1", "OPSIS_LOG_LEVEL": "warning", **(env or {})}
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "opsis", "serve", "--port", str(port), "--data-dir", str(data_dir)],

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from opsis.vision.types import DecodedImage
 
 FORMAT_NAME = "video"
+STILL_IMAGE_DEMUXERS = frozenset({"image2", "gif", "webp", "apng"})
 
 
 class VideoError(Exception):
@@ -64,6 +65,9 @@ def probe(path: Path) -> VideoMetadata:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoError("The file holds no video stream")
+            # FFmpeg reads a photo as a one-frame "video" through its image demuxers.
+            if container.format.name in STILL_IMAGE_DEMUXERS or container.format.name.endswith("_pipe"):
+                raise VideoError(f"The file is a still image ({container.format.long_name}), not a video")
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or Fraction(0)
             if stream.duration is not None and stream.time_base is not None:
