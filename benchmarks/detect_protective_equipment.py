@@ -7,8 +7,8 @@ Measures, and prints as tables:
    labels/coco8 (all boxes, and boxes covering >= 1% of the photo), and precision (returned persons
    matching a COCO person box; COCO leaves some people unlabelled, so it is a lower bound), plus the
    share of matched persons that have a FACE part;
-3. equipment accuracy: not measurable here on real equipment. No labelled photo in the shared data
-   shows masks, helmets or gloves; FACE_COVER is measured on painted masks by face_cover.py;
+3. equipment accuracy is measured elsewhere: FACE_COVER on painted masks by face_cover.py;
+   HEAD_COVER (and the unshipped HAND_COVER) on hand-labelled real crops by train_head_hand_cover.py;
 4. `uptime` at start and end, and the threads used.
 """
 
@@ -38,7 +38,7 @@ TWO_PEOPLE = "faces/identities/face_recognition/images/multi/two_people.jpg"
 MATCH_IOU = 0.5
 LARGE_SHARE = 0.01
 COCO_PERSON_ID = 1  # COCO's category id; YOLO's class 0
-EQUIPMENT_NOTE = "no labelled PPE photos; FACE_COVER on painted masks: see face_cover.py"
+EQUIPMENT_NOTE = "FACE_COVER: face_cover.py (painted masks); HEAD_COVER, HAND_COVER: train_head_hand_cover.py"
 
 Boxes = np.ndarray  # (n, 4) xyxy as ratios of the photo
 

@@ -89,7 +89,8 @@ def _best_match(box: NDArray[np.float32], boxes: NDArray[np.float32], taken: set
     if len(boxes) == 0:
         return None
     overlap = box_iou(box, boxes)
-    overlap[list(taken)] = 0.0
+    # `taken` also holds persons made from unmatched poses, appended past the detected rows.
+    overlap[[row for row in taken if row < len(boxes)]] = 0.0
     best = int(np.argmax(overlap))
     return best if overlap[best] >= MATCH_IOU else None
 

@@ -10,6 +10,7 @@ from typing import cast
 from opsis.vision.cache import ModelCache
 from opsis.vision.runners.base import (
     ContentModerator,
+    EquipmentClassifier,
     FaceAttributes,
     FaceDetector,
     FaceEmbedder,
@@ -46,6 +47,7 @@ RUNNERS: dict[str, dict[str, Runner]] = {
     "text-reader": {"ppocrv6-small": Runner("ppocr", "PpOcrReader")},
     "object-detector": {"nanodet-m": Runner("nanodet", "NanoDetDetector", converted=True)},
     "pose-estimator": {"movenet-multipose": Runner("movenet", "MoveNetPoseEstimator", converted=True)},
+    "equipment-classifier": {"resnet50-cover": Runner("cover", "CoverClassifier")},
 }
 FACE_DETECTORS = tuple(RUNNERS["face-detector"])
 FACE_EMBEDDERS = tuple(RUNNERS["face-embedder"])
@@ -54,6 +56,7 @@ CONTENT_MODERATORS = tuple(RUNNERS["content-moderator"])
 TEXT_READERS = tuple(RUNNERS["text-reader"])
 OBJECT_DETECTORS = tuple(RUNNERS["object-detector"])
 POSE_ESTIMATORS = tuple(RUNNERS["pose-estimator"])
+EQUIPMENT_CLASSIFIERS = tuple(RUNNERS["equipment-classifier"])
 
 
 def load(cache: ModelCache, task: str, name: str, threads: int, model_cache_dir: Path | None = None) -> object:
@@ -96,6 +99,10 @@ def object_detector(cache: ModelCache, name: str, threads: int, model_cache_dir:
 
 def pose_estimator(cache: ModelCache, name: str, threads: int, model_cache_dir: Path) -> PoseEstimator:
     return cast(PoseEstimator, load(cache, "pose-estimator", name, threads, model_cache_dir))
+
+
+def equipment_classifier(cache: ModelCache, name: str, threads: int) -> EquipmentClassifier:
+    return cast(EquipmentClassifier, load(cache, "equipment-classifier", name, threads))
 
 
 def prepare_model_files(model_cache_dir: Path) -> None:

@@ -94,3 +94,15 @@ class ObjectDetector(Protocol):
         """Boxes in pixels of `pixels`, highest confidence first, with an int64 `class_id` column;
         confidences are the model's scores in 0-1."""
         ...
+
+
+class EquipmentClassifier(Protocol):
+    """Judges whether body parts are covered by protective equipment, from boxes in the photo."""
+
+    name: str
+    version: str
+    kinds: tuple[str, ...]  # the equipment types it judges, e.g. "HEAD_COVER"
+
+    def covered(self, pixels: NDArray[np.uint8], boxes: NDArray[np.float32], kinds: list[str]) -> NDArray[np.float32]:
+        """(n,) calibrated P(the part in box i is covered by equipment of type kinds[i])."""
+        ...
