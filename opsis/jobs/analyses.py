@@ -13,15 +13,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
+from opsis.errors import InvalidParameterException
 from opsis.ops.celebrities import celebrities_in_image
+from opsis.ops.collection_faces import DEFAULT_MATCH_THRESHOLD, collection_for_embedder, face_matches
 from opsis.ops.context import Context
 from opsis.ops.face_attributes import requested_attributes
 from opsis.ops.faces import face_details
 from opsis.ops.labels import GENERAL_LABELS, labels_in_image
 from opsis.ops.moderation import moderation_in_image
+from opsis.ops.shapes import bounding_box, face_detail
 from opsis.ops.text import text_filters, text_in_image
 from opsis.store.base import JobResult
-from opsis.vision.video import VideoFrame, VideoMetadata, sample_frames
+from opsis.vision import segments
+from opsis.vision.faces import embed_faces
+from opsis.vision.segments import MIN_SEGMENT_CONFIDENCE, BlackFrameFilter, SegmentType, keep_confident
+from opsis.vision.tracking import TrackedFrame, track_persons
+from opsis.vision.types import DecodedImage, Detections
+from opsis.vision.video import VideoFrame, VideoMetadata, audio_metadata, sample_frames
 
 # Report progress (and give the worker a chance to notice it lost its lease) at least this often.
 Progress = Callable[[float], None]
@@ -30,6 +41,7 @@ Progress = Callable[[float], None]
 DEFAULT_LABEL_MIN_CONFIDENCE = 50.0
 DEFAULT_MODERATION_MIN_CONFIDENCE = 50.0
 SEGMENTS = "SEGMENTS"
+DEFAULT_BLACK = BlackFrameFilter()
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,105 @@ def recognize_celebrities(ctx: Context, video: Video, params: Mapping[str, Any],
                 celebrity["KnownGender"] = found["KnownGender"]
             body = {"Timestamp": frame.timestamp_millis, "Celebrity": celebrity}
             analysis.results.append(JobResult(frame.timestamp_millis, found["Id"], body))
+    return analysis
+
+
+def track_people(ctx: Context, video: Video, params: Mapping[str, Any], progress: Progress) -> Analysis:
+    """StartPersonTracking: every tracked person in each sampled frame, with its face when one is seen."""
+    analysis = Analysis()
+    for tracked, image in _tracked_frames(ctx, video, progress):
+        for person in tracked.persons:
+            detail = _person_detail(person.index, person.xyxy, tracked.faces, person.face_row, image)
+            body = {"Timestamp": tracked.timestamp_millis, "Person": detail}
+            analysis.results.append(JobResult(tracked.timestamp_millis, _index_key(person.index), body))
+    return analysis
+
+
+def search_faces(ctx: Context, video: Video, params: Mapping[str, Any], progress: Progress) -> Analysis:
+    """StartFaceSearch: the tracked persons whose face matches faces of the collection (at
+    FaceMatchThreshold, default 80), with those matches, in each sampled frame. A matching face
+    that no tracked person holds is reported with its own box and no Index."""
+    collection = collection_for_embedder(ctx, params["CollectionId"])
+    request = {"FaceMatchThreshold": params.get("FaceMatchThreshold", DEFAULT_MATCH_THRESHOLD), "MaxFaces": 10}
+    embedder = ctx.face_embedder()
+    analysis = Analysis()
+    for tracked, image in _tracked_frames(ctx, video, progress):
+        if not len(tracked.faces):
+            continue
+        vectors = embed_faces(image, tracked.faces, embedder).data["embedding"]
+        holders = {person.face_row: person for person in tracked.persons if person.face_row is not None}
+        for row, vector in enumerate(vectors):
+            matches = face_matches(ctx, collection, vector, request)
+            if not matches:
+                continue
+            holder = holders.get(row)
+            if holder is None:
+                detail = _person_detail(None, tracked.faces.xyxy[row], tracked.faces, row, image)
+            else:
+                detail = _person_detail(holder.index, holder.xyxy, tracked.faces, row, image)
+            body = {"Timestamp": tracked.timestamp_millis, "Person": detail, "FaceMatches": matches}
+            key = _index_key(holder.index if holder else None)
+            analysis.results.append(JobResult(tracked.timestamp_millis, key, body))
+    return analysis
+
+
+def _tracked_frames(ctx: Context, video: Video, progress: Progress) -> Iterator[tuple[TrackedFrame, DecodedImage]]:
+    """Each sampled frame's tracked persons and faces, with the frame (the tracker answers one
+    sample late, so the last two frames are kept at hand)."""
+    recent: dict[int, DecodedImage] = {}
+
+    def remembered(sampled: Iterator[VideoFrame]) -> Iterator[VideoFrame]:
+        for frame in sampled:
+            recent[frame.timestamp_millis] = frame.image
+            yield frame
+
+    rate = ctx.settings.video_frames_per_second
+    sampled = remembered(frames(ctx, video, progress))
+    for tracked in track_persons(sampled, ctx.object_detector(), rate, face_detector=ctx.face_detector()):
+        image = recent.pop(tracked.timestamp_millis)
+        yield tracked, image
+
+
+def _person_detail(
+    index: int | None, xyxy: NDArray[np.float32], faces: Detections, face_row: int | None, image: DecodedImage
+) -> dict[str, Any]:
+    detail: dict[str, Any] = {} if index is None else {"Index": index}
+    detail["BoundingBox"] = bounding_box(xyxy, image.width, image.height)
+    if face_row is not None:
+        detail["Face"] = face_detail(faces, face_row, image.width, image.height)
+    return detail
+
+
+def _index_key(index: int | None) -> str:
+    """SortBy INDEX orders the person indexes as numbers (untracked faces last)."""
+    return "~" if index is None else f"{index:09d}"
+
+
+def detect_segments(ctx: Context, video: Video, params: Mapping[str, Any], progress: Progress) -> Analysis:
+    """StartSegmentDetection: shots and technical cues (`opsis.vision.segments`), in time order,
+    each kept at its filter's MinSegmentConfidence (default 50)."""
+    filters = params.get("Filters") or {}
+    cue_filter, shot_filter = filters.get("TechnicalCueFilter") or {}, filters.get("ShotFilter") or {}
+    black = cue_filter.get("BlackFrame") or {}
+    try:
+        black_frame = BlackFrameFilter(
+            black.get("MaxPixelThreshold", DEFAULT_BLACK.max_pixel_threshold),
+            black.get("MinCoveragePercentage", DEFAULT_BLACK.min_coverage_percentage),
+        )
+    except ValueError as error:
+        raise InvalidParameterException(str(error)) from error
+    types = [SegmentType(name) for name in params["SegmentTypes"]]
+    found = segments.detect_segments(
+        video.path, types=types, black_frame=black_frame, progress=lambda done, total: progress(done / max(total, 1))
+    )
+    kept = keep_confident(found.shots, shot_filter.get("MinSegmentConfidence", MIN_SEGMENT_CONFIDENCE))
+    kept += keep_confident(found.technical_cues, cue_filter.get("MinSegmentConfidence", MIN_SEGMENT_CONFIDENCE))
+    kept.sort(key=lambda segment: (segment.start_frame, segment.type))
+    analysis = Analysis(
+        [JobResult(segment.start_millis, "", segment.as_response()) for segment in kept],
+        {"SelectedSegmentTypes": [{"Type": kind, "ModelVersion": segments.MODEL_VERSION} for kind in types]},
+    )
+    analysis.extras["AudioMetadata"] = audio_metadata(video.path)
     return analysis
 
 

@@ -32,10 +32,13 @@ log = logging.getLogger(__name__)
 Analyse = Callable[[Context, Video, Mapping[str, Any], Progress], Analysis]
 ANALYSES: dict[str, Analyse] = {
     "StartFaceDetection": analyses.detect_faces,
+    "StartFaceSearch": analyses.search_faces,
+    "StartPersonTracking": analyses.track_people,
     "StartLabelDetection": analyses.detect_labels,
     "StartTextDetection": analyses.detect_text,
     "StartContentModeration": analyses.moderate,
     "StartCelebrityRecognition": analyses.recognize_celebrities,
+    "StartSegmentDetection": analyses.detect_segments,
 }
 IDLE_POLL_SECONDS = 0.5
 # Progress is recorded (and the lease renewed) this often, or every quarter lease if that is sooner.

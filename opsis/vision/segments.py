@@ -64,6 +64,7 @@ BLACK_SHOT_SECONDS = 0.2  # a black run this long is a shot of its own
 EDGE_FRAMES = 3  # other boundaries this close to a black run's edge are the same boundary
 BARS_MIN_QUALITY = 0.8  # 1 - mean channel error of the seven bars, in units of the white bar's level
 MIN_SEGMENT_CONFIDENCE = 50.0  # the model's SegmentConfidence minimum, and GetSegmentDetection's default
+MODEL_VERSION = "opsis-segments-1.0"  # SelectedSegmentTypes[].ModelVersion
 PROGRESS_EVERY = 50  # frames between progress reports
 
 ProgressCallback = Callable[[int, int], None]  # (frames done, frames expected)

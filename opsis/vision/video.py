@@ -90,6 +90,25 @@ def probe(path: Path) -> VideoMetadata:
         raise VideoError(f"The file is not a readable video: {error}") from error
 
 
+def audio_metadata(path: Path) -> list[dict[str, object]]:
+    """Rekognition's `AudioMetadata` of each audio stream (codec, duration, sample rate, channels)."""
+    try:
+        with av.open(str(path)) as container:
+            return [
+                {
+                    "Codec": stream.codec_context.name,
+                    "DurationMillis": round(float(stream.duration * stream.time_base) * 1000)
+                    if stream.duration is not None and stream.time_base
+                    else round((container.duration or 0) / av.time_base * 1000),
+                    "SampleRate": stream.codec_context.sample_rate,
+                    "NumberOfChannels": stream.codec_context.channels,
+                }
+                for stream in container.streams.audio
+            ]
+    except av.FFmpegError as error:
+        raise VideoError(f"The file is not a readable video: {error}") from error
+
+
 def sample_frames(path: Path, rate: float, start_millis: int = 0) -> Iterator[VideoFrame]:
     """Frames at `rate` per second (every frame when the video has fewer), from `start_millis` on.
 
