@@ -3,6 +3,7 @@ aggregation, idempotency, bad input, and a job that survives its server being ki
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import threading
@@ -268,3 +269,68 @@ def sqlite_jobs(data_dir: Path) -> Any:
 
 def progress(store: Any, job_id: str) -> float:
     return float(store.execute("SELECT progress FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0])
+
+
+# The clip's shots, found by eye (frames at 29.97/s): 0-19 a wide shot of Lin-Manuel Miranda singing
+# and Alex Lacamoire at the piano, 20-81 Lacamoire in profile, 82-210 Miranda at the microphone,
+# 211-274 the audience.
+HAMILTON_CUTS = (20, 82, 211)
+WIDE, PIANIST, SINGER, AUDIENCE = (0, 667), (667, 2736), (2736, 7040), (7040, 9200)
+
+
+def test_segment_detection_finds_the_clips_cuts(rekognition: Any, hamilton: dict[str, Any]) -> None:
+    job_id = rekognition.start_segment_detection(Video=hamilton, SegmentTypes=["SHOT", "TECHNICAL_CUE"])["JobId"]
+    response = wait_for_job(rekognition.get_segment_detection, job_id)
+    assert response["JobStatus"] == "SUCCEEDED", response.get("StatusMessage")
+    assert {t["Type"] for t in response["SelectedSegmentTypes"]} == {"SHOT", "TECHNICAL_CUE"}
+    assert response["AudioMetadata"][0]["Codec"] == "aac"
+    assert response["VideoMetadata"][0]["FrameWidth"] == 640
+    shots = [s for s in response["Segments"] if s["Type"] == "SHOT"]
+    starts = [s["StartFrameNumber"] for s in shots]
+    assert starts[0] == 0
+    assert len(starts) == len(HAMILTON_CUTS) + 1
+    assert all(abs(found - cut) <= 2 for found, cut in zip(starts[1:], HAMILTON_CUTS, strict=True))
+    assert [s["ShotSegment"]["Index"] for s in shots] == list(range(len(shots)))
+    # Consecutive shots tile the clip; timecodes are drop-frame at 29.97.
+    assert all(a["EndFrameNumber"] + 1 == b["StartFrameNumber"] for a, b in itertools.pairwise(shots))
+    assert all(";" in s["StartTimecodeSMPTE"] for s in shots)
+
+
+def test_person_tracking_keeps_the_singer_on_one_index(rekognition: Any, hamilton: dict[str, Any]) -> None:
+    job_id = rekognition.start_person_tracking(Video=hamilton)["JobId"]
+    response = wait_for_job(rekognition.get_person_tracking, job_id)
+    assert response["JobStatus"] == "SUCCEEDED", response.get("StatusMessage")
+    persons = response["Persons"]
+    indexes = sorted({p["Person"]["Index"] for p in persons})
+    assert indexes == list(range(len(indexes)))
+    # The singer fills the shot from 2.7 s to 7 s: one index holds (nearly) all of it.
+    in_shot = [p for p in persons if SINGER[0] + 300 <= p["Timestamp"] <= SINGER[1] - 300]
+    samples = {p["Timestamp"] for p in in_shot}
+    main = max(indexes, key=lambda i: sum(p["Person"]["Index"] == i for p in in_shot))
+    assert sum(p["Person"]["Index"] == main for p in in_shot) >= 0.9 * len(samples)
+    assert any("Face" in p["Person"] for p in in_shot)
+    by_index = all_pages(rekognition.get_person_tracking, job_id, "Persons", SortBy="INDEX")
+    assert [p["Person"]["Index"] for p in by_index] == sorted(p["Person"]["Index"] for p in persons)
+
+
+def test_face_search_finds_the_singer_and_the_pianist(
+    rekognition: Any, hamilton: dict[str, Any], data_root: Path
+) -> None:
+    rekognition.create_collection(CollectionId="hamilton")
+    for name in ("lin_manuel_miranda", "alex_lacamoire"):
+        still = data_root / f"faces/identities/face_recognition/images/{name}/{name.replace('_', '-')}.png"
+        rekognition.index_faces(
+            CollectionId="hamilton", Image={"Bytes": still.read_bytes()}, ExternalImageId=name, MaxFaces=1
+        )
+    job_id = rekognition.start_face_search(Video=hamilton, CollectionId="hamilton", FaceMatchThreshold=85)["JobId"]
+    response = wait_for_job(rekognition.get_face_search, job_id)
+    assert response["JobStatus"] == "SUCCEEDED", response.get("StatusMessage")
+    found = [(p["Timestamp"], m["Face"]["ExternalImageId"]) for p in response["Persons"] for m in p["FaceMatches"]]
+    singer = [t for t, who in found if who == "lin_manuel_miranda" and SINGER[0] <= t < SINGER[1]]
+    pianist = [t for t, who in found if who == "alex_lacamoire" and PIANIST[0] <= t < PIANIST[1]]
+    assert len(singer) >= 15  # of the shot's 21 samples
+    assert len(pianist) >= 3
+    # Nobody in the audience is taken for either of them, and neither for the other.
+    assert not [t for t, _ in found if t >= AUDIENCE[0]]
+    assert not [t for t, who in found if who == "alex_lacamoire" and SINGER[0] <= t < SINGER[1]]
+    assert all(m["Similarity"] >= 85 for p in response["Persons"] for m in p["FaceMatches"])
