@@ -34,7 +34,10 @@ bench: $(VENV)/.dev
 	$(PY) benchmarks/face_cover.py --data $(OPSIS_SHARED_DATA)
 	$(PY) benchmarks/detect_moderation_labels.py --data $(OPSIS_SHARED_DATA)
 	$(PY) benchmarks/recognize_celebrities.py --data $(OPSIS_SHARED_DATA)
+	$(PY) benchmarks/track_people.py --data $(OPSIS_SHARED_DATA)
 	$(PY) benchmarks/video_segments.py --data $(OPSIS_SHARED_DATA)
+	$(PY) benchmarks/video_jobs.py --data $(OPSIS_SHARED_DATA)
+	$(PY) benchmarks/train_head_hand_cover.py --data $(OPSIS_SHARED_DATA)
 
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
