@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import hashlib
 import os
 import socket
 import subprocess
@@ -119,6 +120,16 @@ def expected_calibration_error(confidence: NDArray[np.floating], correct: NDArra
         if inside.any():
             gap += inside.mean() * abs(float(confidence[inside].mean()) - float(correct[inside].mean()))
     return gap
+
+
+def grouped_folds(groups: list[str], target: NDArray[Any], folds: int, salt: str = "") -> NDArray[np.int64]:
+    """A fold per row such that a group (a photo, an identity) never spans two folds; groups
+    holding a positive are dealt round first so every fold gets its share of them."""
+    ordered = sorted(set(groups), key=lambda group: hashlib.sha256((salt + group).encode()).hexdigest())
+    positive = {group for group, label in zip(groups, target, strict=True) if label == 1}
+    dealt = [group for group in ordered if group in positive] + [group for group in ordered if group not in positive]
+    fold = {group: index % folds for index, group in enumerate(dealt)}
+    return np.array([fold[group] for group in groups])
 
 
 def uptime() -> str:

@@ -58,7 +58,7 @@ from typing import Any
 
 import dlib
 import numpy as np
-from common import argument_parser, expected_calibration_error, uptime
+from common import argument_parser, expected_calibration_error, grouped_folds, uptime
 from numpy.typing import NDArray
 from PIL import Image
 from rich.console import Console
@@ -455,15 +455,6 @@ def fit_logistic(
     return LogisticModel(features, mean, scale, coefficients[:-1], float(coefficients[-1]))
 
 
-def fold_of(groups: list[str], target: NDArray[np.float64]) -> NDArray[np.int64]:
-    """Folds by group, positives' groups dealt round first so every fold gets its share."""
-    ordered = sorted(set(groups), key=lambda group: hashlib.sha256(group.encode()).hexdigest())
-    positive = {group for group, label in zip(groups, target, strict=True) if label == 1}
-    dealt = [group for group in ordered if group in positive] + [group for group in ordered if group not in positive]
-    fold = {group: index % FOLDS for index, group in enumerate(dealt)}
-    return np.array([fold[group] for group in groups])
-
-
 @dataclass
 class Training:
     """One attribute's training rows."""
@@ -499,7 +490,7 @@ def training_rows(measured: Measured, attribute: str) -> Training:
 
 def out_of_fold(rows: Training, features: tuple[str, ...], l2: float) -> NDArray[np.float64]:
     """Out-of-fold logits (uncalibrated) of every row."""
-    folds = fold_of(rows.groups, rows.target)
+    folds = grouped_folds(rows.groups, rows.target, FOLDS)
     logits = np.zeros(len(rows.target))
     for fold in range(FOLDS):
         train = folds != fold
@@ -619,7 +610,7 @@ def nested_predictions(measured: Measured) -> dict[str, NDArray[np.float64]]:
     for attribute in ATTRIBUTES:
         column = measured.labels[:, ATTRIBUTES.index(attribute)]
         rows = training_rows(measured, attribute)
-        folds = fold_of(rows.groups, rows.target)
+        folds = grouped_folds(rows.groups, rows.target, FOLDS)
         probability = np.zeros(len(rows.target))
         for fold in range(FOLDS):
             model = train(rows.subset(folds != fold), attribute)

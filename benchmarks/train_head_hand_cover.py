@@ -21,7 +21,6 @@ data holds 7 gloved hands the pipeline finds, too few to fit or to check a head 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import argument_parser, expected_calibration_error, uptime
+from common import argument_parser, expected_calibration_error, grouped_folds, uptime
 from numpy.typing import NDArray
 from rich.console import Console
 from rich.table import Table
@@ -95,15 +94,6 @@ def rows_for(kind: str, labels: list[dict[str, str]], table: NDArray[np.float32]
         groups=[identities.get(labels[row]["path"], labels[row]["path"]) for row in chosen],
         sources=[source_of(labels[row]["path"]) for row in chosen],
     )
-
-
-def fold_of(groups: list[str], target: NDArray[np.float64], salt: str = "") -> NDArray[np.int64]:
-    """Folds by group, groups with a positive dealt round first so every fold gets its share."""
-    ordered = sorted(set(groups), key=lambda group: hashlib.sha256((salt + group).encode()).hexdigest())
-    positive = {group for group, label in zip(groups, target, strict=True) if label == 1}
-    dealt = [group for group in ordered if group in positive] + [group for group in ordered if group not in positive]
-    fold = {group: index % FOLDS for index, group in enumerate(dealt)}
-    return np.array([fold[group] for group in groups])
 
 
 @dataclass
@@ -184,7 +174,7 @@ def fit_platt(logits: NDArray[np.float64], target: NDArray[np.float64]) -> tuple
 
 def out_of_fold(rows: Rows, l2: float, salt: str) -> NDArray[np.float64]:
     """Uncalibrated out-of-fold margins at one penalty."""
-    folds = fold_of(rows.groups, rows.target, salt)
+    folds = grouped_folds(rows.groups, rows.target, FOLDS, salt)
     logits = np.zeros(len(rows.target))
     for fold in range(FOLDS):
         test = folds == fold
@@ -225,7 +215,7 @@ def subset(rows: Rows, keep: NDArray[np.bool_]) -> Rows:
 
 def nested(rows: Rows) -> NDArray[np.float64]:
     """Calibrated out-of-fold P: penalty and Platt scaling chosen inside each outer training part."""
-    folds = fold_of(rows.groups, rows.target, "outer")
+    folds = grouped_folds(rows.groups, rows.target, FOLDS, "outer")
     probability = np.zeros(len(rows.target))
     for fold in range(FOLDS):
         test = folds == fold
