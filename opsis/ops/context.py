@@ -13,6 +13,7 @@ from opsis.vision import registry
 from opsis.vision.cache import ModelCache
 from opsis.vision.runners.base import (
     ContentModerator,
+    EquipmentClassifier,
     FaceAttributes,
     FaceDetector,
     FaceEmbedder,
@@ -69,6 +70,9 @@ class Context:
     def face_attributes(self, name: str) -> FaceAttributes:
         return registry.face_attributes(self.models, name, self.settings.model_threads)
 
+    def equipment_classifier(self, name: str) -> EquipmentClassifier:
+        return registry.equipment_classifier(self.models, name, self.settings.model_threads)
+
     def content_moderator(self) -> ContentModerator:
         return registry.content_moderator(self.models, self.settings.content_moderator, self.settings.model_threads)
 
@@ -112,6 +116,8 @@ class Context:
         self.face_embedder()
         for name in registry.FACE_ATTRIBUTES:
             self.face_attributes(name)
+        for name in registry.EQUIPMENT_CLASSIFIERS:
+            self.equipment_classifier(name)
         self.content_moderator()
         self.text_reader()
         self.object_detector()

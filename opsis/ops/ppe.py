@@ -51,7 +51,6 @@ from numpy.typing import NDArray
 from opsis.ops.context import Context
 from opsis.ops.images import load_image
 from opsis.ops.shapes import bounding_box
-from opsis.vision import registry
 from opsis.vision.body_parts import BodyPart, Person, assign_faces, locate_parts, merge_persons
 from opsis.vision.faces import analyze
 from opsis.vision.runners.base import EquipmentClassifier, FaceAttributes
@@ -145,7 +144,7 @@ def _appearance(ctx: Context) -> FaceAttributes:
 
 
 def _equipment_classifier(ctx: Context) -> EquipmentClassifier:
-    return registry.equipment_classifier(ctx.models, EQUIPMENT_RUNNER, ctx.settings.model_threads)
+    return ctx.equipment_classifier(EQUIPMENT_RUNNER)
 
 
 def _judge_head_cover(classifier: EquipmentClassifier, image: DecodedImage, persons: Sequence[Person]) -> None:
