@@ -14,6 +14,7 @@ show is a false match. One run at FaceMatchThreshold 80, read at higher threshol
 from __future__ import annotations
 
 import csv
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import av
 import cv2
 import numpy as np
-from common import argument_parser, uptime
+from common import argument_parser, client, percentiles, server, timed, uptime
 
 from opsis import Opsis
 from opsis.config import Settings
@@ -31,6 +32,9 @@ from opsis.vision.video import sample_frames
 HAMILTON = "faces/identities/face_recognition/video/short_hamilton_clip.mp4"
 INTEL = "video/intel/one-by-one-person-detection.mp4"
 STILLS = "faces/identities/face_recognition/images"
+PORTRAIT = "faces/identities/face_recognition/images/obama/obama-240p.jpg"
+LATENCY_CALLS = 40
+WORKER_WARM_UP_SECONDS = 15
 SHOTS = Path(__file__).parent / "labels" / "hamilton_face_search.csv"
 EXCERPT_SECONDS = 30
 THRESHOLDS = (80, 85, 90, 99)
@@ -74,6 +78,7 @@ def main() -> None:
                 print(f"| {name} | {operation} | {count} | {seconds:.1f} | {duration / seconds:.2f} |")
         print(f"# uptime: {uptime()}")
         face_search_hits(opsis, args.data)
+    image_latency_beside_video(args.data)
 
 
 def enrol(opsis: Opsis, data: Path) -> None:
@@ -135,6 +140,28 @@ def face_search_hits(opsis: Opsis, data: Path) -> None:
         hits = sum(1 for pair in shown if pair in kept)
         false = sorted({t for t, who in kept if who not in shown_at(t)})
         print(f"| {threshold} | {hits} / {len(shown)} | {hits / len(shown):.2f} | {len(false)} |")
+
+
+def image_latency_beside_video(data: Path) -> None:
+    """DetectFaces over HTTP with the server's video worker idle, then busy with person tracking."""
+    photo = {"Bytes": (data / PORTRAIT).read_bytes()}
+    with server(Settings.load()) as (url, credentials):
+        rekognition = client(url, credentials)
+        idle = timed(lambda: rekognition.detect_faces(Image=photo), LATENCY_CALLS)
+        video = Path(credentials).parent / "buckets" / "videos" / "intel.mp4"
+        video.parent.mkdir(parents=True)
+        shutil.copyfile(data / INTEL, video)
+        s3_video = {"S3Object": {"Bucket": "videos", "Name": "intel.mp4"}}
+        job_id = rekognition.start_person_tracking(Video=s3_video)["JobId"]
+        time.sleep(WORKER_WARM_UP_SECONDS)  # the worker loads its models when its first job comes
+        busy = timed(lambda: rekognition.detect_faces(Image=photo), LATENCY_CALLS)
+        if rekognition.get_person_tracking(JobId=job_id, MaxResults=1)["JobStatus"] != "IN_PROGRESS":
+            raise RuntimeError("the video job ended before the measurement did")
+    print(f"\n# uptime: {uptime()}")
+    print("| DetectFaces over HTTP, one face | p50 / p95 ms |")
+    print("|---|---|")
+    print(f"| video worker idle | {percentiles(idle)} |")
+    print(f"| video worker tracking people (nice 10) | {percentiles(busy)} |")
 
 
 def shown_at(timestamp: int) -> set[str]:
