@@ -85,3 +85,25 @@ def test_a_version_is_read_when_given(opsis: Opsis, bucket: Any, data_root: Path
 def test_unreadable_objects(opsis: Opsis, bucket: Any, s3_object: dict[str, str], error: type[Exception]) -> None:
     with pytest.raises(error):
         detect(opsis, s3_object)
+
+
+def test_a_video_job_reads_its_video_from_the_endpoint(opsis: Opsis, bucket: Any, data_root: Path) -> None:
+    """The worker downloads the object to a temporary file, decodes it, and the file is gone after."""
+    clip = data_root / "faces/identities/face_recognition/video/short_hamilton_clip.mp4"
+    bucket.put_object(Bucket="photos", Key="clip.mp4", Body=clip.read_bytes())
+    job_id = opsis.call(
+        "StartSegmentDetection",
+        {"Video": {"S3Object": {"Bucket": "photos", "Name": "clip.mp4"}}, "SegmentTypes": ["SHOT"]},
+    )["JobId"]
+    assert opsis.wait_for_video_job(job_id) == "SUCCEEDED"
+    from_s3 = opsis.video_job_results(job_id)
+    assert from_s3["VideoMetadata"][0]["DurationMillis"] > 9000
+    local_job = opsis.start_video_job("StartSegmentDetection", clip, SegmentTypes=["SHOT"])
+    opsis.wait_for_video_job(local_job)
+    local = opsis.video_job_results(local_job)
+    assert [s["StartFrameNumber"] for s in from_s3["Segments"]] == [s["StartFrameNumber"] for s in local["Segments"]]
+    with pytest.raises(InvalidS3ObjectException):
+        opsis.call(
+            "StartSegmentDetection",
+            {"Video": {"S3Object": {"Bucket": "photos", "Name": "none.mp4"}}, "SegmentTypes": ["SHOT"]},
+        )
