@@ -54,6 +54,9 @@ class Settings:
     video_worker_nice: int = 10
     video_frames_per_second: float = 5.0
     video_text_frames_per_second: float = 1.0
+    # Start* is refused (LimitExceededException) while this many jobs are queued or in progress
+    # (Rekognition's default quota is 20 concurrent stored-video jobs).
+    video_max_open_jobs: int = 20
     # A job whose worker stops renewing its lease this long is taken again, at most this many times.
     video_job_lease_seconds: int = 60
     video_job_attempts: int = 3

@@ -59,6 +59,12 @@ class ResourceAlreadyExistsException(OpsisError):
     code = "ResourceAlreadyExistsException"
 
 
+class LimitExceededException(OpsisError):
+    """Too many stored-video jobs queued or in progress."""
+
+    code = "LimitExceededException"
+
+
 class VideoTooLargeException(OpsisError):
     """A stored video over Rekognition's limits (10 GB, 6 hours)."""
 

@@ -334,3 +334,17 @@ def test_face_search_finds_the_singer_and_the_pianist(
     assert not [t for t, _ in found if t >= AUDIENCE[0]]
     assert not [t for t, who in found if who == "alex_lacamoire" and SINGER[0] <= t < SINGER[1]]
     assert all(m["Similarity"] >= 85 for p in response["Persons"] for m in p["FaceMatches"])
+
+
+def test_too_many_open_jobs_are_refused(tmp_path: Path, data_root: Path) -> None:
+    from opsis import Opsis, Settings
+    from opsis.errors import LimitExceededException
+
+    with Opsis(Settings.load(data_dir=tmp_path, video_max_open_jobs=2)) as opsis:
+        clip = data_root / HAMILTON
+        first = opsis.start_video_job("StartSegmentDetection", clip, SegmentTypes=["SHOT"])
+        opsis.start_video_job("StartSegmentDetection", clip, SegmentTypes=["TECHNICAL_CUE"])
+        with pytest.raises(LimitExceededException):
+            opsis.start_video_job("StartFaceDetection", clip)
+        assert opsis.wait_for_video_job(first) == "SUCCEEDED"
+        opsis.start_video_job("StartFaceDetection", clip)  # one of the two has ended: room again

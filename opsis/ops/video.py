@@ -86,7 +86,9 @@ def start_job(ctx: Context, operation: str, params: dict[str, Any], local_file: 
     if operation == "StartFaceSearch":
         ctx.store.get_collection(params["CollectionId"])
     local_path = str(local_file.resolve()) if local_file else None
-    job = ctx.jobs.create_job(NewJob(operation, request, token, fingerprint, local_path))
+    job = ctx.jobs.create_job(
+        NewJob(operation, request, token, fingerprint, local_path), ctx.settings.video_max_open_jobs
+    )
     if job.fingerprint != fingerprint:
         raise IdempotentParameterMismatchException(
             f"ClientRequestToken {token!r} was already used for {operation} with other parameters"

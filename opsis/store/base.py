@@ -134,9 +134,10 @@ class JobResult:
 class JobStore(Protocol):
     """Durable stored-video jobs: queued by Start*, leased by workers, read by Get*."""
 
-    def create_job(self, job: NewJob) -> Job:
+    def create_job(self, job: NewJob, max_open: int) -> Job:
         """A new queued job, or the job already created with this client token (whatever its
-        parameters: the caller compares fingerprints)."""
+        parameters: the caller compares fingerprints). Raises LimitExceededException when
+        `max_open` jobs are already queued or in progress."""
         ...
 
     def get_job(self, job_id: str) -> Job:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from opsis.errors import ResourceNotFoundException
+from opsis.errors import LimitExceededException, ResourceNotFoundException
 from opsis.store import sqlite_db
 from opsis.store.base import Job, JobResult, NewJob
 
@@ -83,7 +83,7 @@ class SQLiteJobStore:
         with self._lock:
             sqlite_db.migrate(self._db, MIGRATIONS, path)
 
-    def create_job(self, job: NewJob) -> Job:
+    def create_job(self, job: NewJob, max_open: int) -> Job:
         now = time.time()
         with self._lock, sqlite_db.write(self._db) as db:
             # Finished jobs are kept for the retention period (Rekognition: 7 days), then forgotten.
@@ -94,6 +94,11 @@ class SQLiteJobStore:
                 ).fetchone()
                 if row is not None:
                     return _job(row)
+            open_jobs = db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('QUEUED', 'IN_PROGRESS')").fetchone()[0]
+            if open_jobs >= max_open:
+                raise LimitExceededException(
+                    f"{open_jobs} video jobs are queued or in progress (the limit is {max_open}); start this one later"
+                )
             job_id = uuid.uuid4().hex + uuid.uuid4().hex  # 64 characters, JobId's maximum
             db.execute(
                 "INSERT INTO jobs (job_id, operation, params, client_token, fingerprint, local_path, status,"
