@@ -25,6 +25,7 @@ from opsis.errors import (
     ResourceNotFoundException,
     VideoTooLargeException,
 )
+from opsis.ops.collection_faces import collection_for_embedder
 from opsis.ops.context import Context
 from opsis.store.base import Job, NewJob
 
@@ -84,7 +85,7 @@ def start_job(ctx: Context, operation: str, params: dict[str, Any], local_file: 
             f"The video is {size} bytes; the maximum file size is {ctx.settings.video_max_bytes} bytes"
         )
     if operation == "StartFaceSearch":
-        ctx.store.get_collection(params["CollectionId"])
+        collection_for_embedder(ctx, params["CollectionId"])
     local_path = str(local_file.resolve()) if local_file else None
     job = ctx.jobs.create_job(
         NewJob(operation, request, token, fingerprint, local_path), ctx.settings.video_max_open_jobs
