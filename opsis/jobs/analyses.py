@@ -34,7 +34,8 @@ from opsis.vision.tracking import TrackedFrame, track_persons
 from opsis.vision.types import DecodedImage, Detections
 from opsis.vision.video import VideoFrame, VideoMetadata, audio_metadata, sample_frames
 
-# Report progress (and give the worker a chance to notice it lost its lease) at least this often.
+# Called with the fraction done (0-1) after every frame; it is also where the worker stops a job
+# it no longer holds (the callback raises).
 Progress = Callable[[float], None]
 
 # Rekognition's video defaults: labels and moderation labels at 50 or more.
