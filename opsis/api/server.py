@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,10 +16,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from opsis.api.auth import KeyRing, SignedRequest
+from opsis.api.auth import KeyRing, Principal, SignedRequest
 from opsis.api.errors import JSON_11, error_response
 from opsis.api.protocol import operation_for, parse_request, render_response
 from opsis.errors import ImageTooLargeException
+from opsis.ops.caller import Caller, calling_as
 from opsis.ops.context import Context
 from opsis.ops.registry import handler_for
 
@@ -50,18 +51,23 @@ class RekognitionApp:
                 headers=[(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw],
                 body=body,
             )
-            operation, params = await anyio.to_thread.run_sync(self._authenticate_and_parse, signed)
+            principal, operation, params = await anyio.to_thread.run_sync(self._authenticate_and_parse, signed)
             handler = handler_for(operation.name)
-            result = await anyio.to_thread.run_sync(handler, self.ctx, params, limiter=self.inference)
+
+            def handle() -> Mapping[str, Any]:
+                with calling_as(Caller(principal.access_key_id, request_id)):
+                    return handler(self.ctx, params)
+
+            result = await anyio.to_thread.run_sync(handle, limiter=self.inference)
             payload = render_response(operation, result, self.ctx.settings.validate_responses)
         except Exception as error:
             return error_response(error, request_id)
         return Response(payload, media_type=JSON_11, headers={"x-amzn-RequestId": request_id})
 
-    def _authenticate_and_parse(self, signed: SignedRequest) -> tuple[OperationModel, dict[str, Any]]:
-        self.keys.verify(signed, datetime.now(UTC), self.max_skew)
+    def _authenticate_and_parse(self, signed: SignedRequest) -> tuple[Principal, OperationModel, dict[str, Any]]:
+        principal = self.keys.verify(signed, datetime.now(UTC), self.max_skew)
         operation = operation_for(dict(signed.headers).get("x-amz-target"))
-        return operation, parse_request(operation, signed.body)
+        return principal, operation, parse_request(operation, signed.body)
 
     async def _read_body(self, request: Request) -> bytes:
         """The body, refused once past the limit: only image bytes can make a request that big."""
