@@ -80,6 +80,7 @@ class Opsis:
         """Start a stored-video job (e.g. "StartFaceDetection") on a local file or an s3://bucket/key
         object (local buckets or the configured S3 endpoint); returns its JobId."""
         from opsis.api.validate import validate_input
+        from opsis.ops.audit import audited
         from opsis.ops.video import start_job
         from opsis.service_model import operation_model
 
@@ -89,7 +90,8 @@ class Opsis:
         s3_object = {"Bucket": "local-file", "Name": local_file.name} if local_file else {"Bucket": bucket, "Name": key}
         request = {"Video": {"S3Object": s3_object}, **params}
         validate_input(operation_model(operation).input_shape, request)
-        return str(start_job(self.ctx, operation, request, local_file)["JobId"])
+        start = audited(operation, lambda ctx, params: start_job(ctx, operation, params, local_file))
+        return str(start(self.ctx, request)["JobId"])
 
     def wait_for_video_job(
         self, job_id: str, on_progress: Callable[[float], None] | None = None, poll_seconds: float = 0.5

@@ -22,6 +22,8 @@ class Settings:
     # One access key given directly; keys in <data_dir>/credentials are accepted as well.
     access_key_id: str | None = None
     secret_access_key: str | None = None
+    # Encrypts the secrets of `opsis keys create` keys (base64url of 32 bytes); unset: <data_dir>/master.key.
+    master_key: str | None = None
     # An S3-compatible endpoint for Image.S3Object; unset means local buckets under data_dir/buckets.
     s3_endpoint_url: str | None = None
     s3_access_key_id: str | None = None
@@ -48,6 +50,16 @@ class Settings:
     max_request_bytes: int = 8 * 1024 * 1024
     # SigV4 timestamps may differ from the server clock by this much (AWS allows 15 minutes).
     max_clock_skew_seconds: int = 900
+    # Requests per second allowed to each access key, with bursts of up to rate_limit_burst
+    # (ThrottlingException past it; 0 turns the limit off). Health checks are never limited.
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: int = 100
+    # Requests that may wait for an inference worker; more are refused at once with
+    # ProvisionedThroughputExceededException rather than queued without end.
+    inference_queue_depth: int = 64
+    # Serve HTTPS with this certificate chain and private key (PEM files); both or neither.
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
     # Stored-video jobs: worker processes (each loads its own models), run at this nice level so
     # the image API keeps the CPU it needs; frames sampled per second of video (text: fewer, OCR is slow).
     video_workers: int = 1
@@ -68,6 +80,8 @@ class Settings:
     # Where job completion messages go (Rekognition publishes them to SNS): an HTTP(S) URL that
     # receives an SNS-style JSON notification, whatever the job's NotificationChannel.SNSTopicArn.
     notification_webhook: str | None = None
+    # Biometric operations are recorded in <data_dir>/audit.db and kept this long.
+    audit_retention_days: int = 365
     # Check every response against botocore's output shape (the test suite turns this on).
     validate_responses: bool = False
     log_level: str = "info"
@@ -75,6 +89,18 @@ class Settings:
     @property
     def credentials_file(self) -> Path:
         return self.data_dir / "credentials"
+
+    @property
+    def keys_db(self) -> Path:
+        return self.data_dir / "keys.db"
+
+    @property
+    def master_key_file(self) -> Path:
+        return self.data_dir / "master.key"
+
+    @property
+    def audit_db(self) -> Path:
+        return self.data_dir / "audit.db"
 
     @property
     def jobs_db(self) -> Path:

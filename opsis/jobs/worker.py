@@ -23,6 +23,7 @@ from opsis.errors import OpsisError
 from opsis.jobs import analyses
 from opsis.jobs.analyses import Analysis, Progress, Video
 from opsis.jobs.notify import notify
+from opsis.ops.audit import AUDITED, record_video_search
 from opsis.ops.context import Context
 from opsis.store.base import Job
 from opsis.vision.video import VideoError, probe
@@ -96,6 +97,8 @@ def run_job(ctx: Context, job: Job, worker: str, on_progress: Callable[[float], 
             analysis = ANALYSES[job.operation](ctx, video, job.params, progress)
         ended = ctx.jobs.finish_job(job.job_id, worker, metadata, analysis.extras, analysis.results)
         status = "SUCCEEDED" if ended else ""
+        if ended and job.operation in AUDITED:
+            record_video_search(ctx, job, status, _identified(analysis))
     except JobAbandoned:
         log.warning("job %s abandoned by %s", job.job_id, worker)
         return ""
@@ -104,9 +107,21 @@ def run_job(ctx: Context, job: Job, worker: str, on_progress: Callable[[float], 
     except Exception as error:  # an unexpected failure ends this job, not the worker
         log.exception("job %s failed", job.job_id)
         status = _fail(ctx, job, worker, f"Internal error while analysing the video ({type(error).__name__})", metadata)
+    if status == "FAILED" and job.operation in AUDITED:
+        record_video_search(ctx, job, status, [])
     if status:
         notify(ctx, job, status)
     return status
+
+
+def _identified(analysis: Analysis) -> list[str]:
+    """The face or celebrity ids a video search found, once per sighting."""
+    found = []
+    for result in analysis.results:
+        found += [match["Face"]["FaceId"] for match in result.body.get("FaceMatches", [])]
+        if "Celebrity" in result.body:
+            found.append(result.body["Celebrity"]["Id"])
+    return found
 
 
 def work(ctx: Context, stop: StopSignal, parent_pid: int | None = None) -> None:

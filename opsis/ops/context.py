@@ -6,8 +6,8 @@ import threading
 from dataclasses import dataclass, field
 
 from opsis.config import Settings
-from opsis.store import open_face_store, open_job_store
-from opsis.store.base import FaceStore, JobStore, ObjectSource
+from opsis.store import open_audit_log, open_face_store, open_job_store
+from opsis.store.base import AuditLog, FaceStore, JobStore, ObjectSource
 from opsis.store.objects import object_source
 from opsis.vision import registry
 from opsis.vision.cache import ModelCache
@@ -33,6 +33,7 @@ class Context:
     models: ModelCache = field(default_factory=ModelCache)
     _store: FaceStore | None = None
     _jobs: JobStore | None = None
+    _audit: AuditLog | None = None
     _store_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -54,6 +55,14 @@ class Context:
             if self._jobs is None:
                 self._jobs = open_job_store(self.settings)
             return self._jobs
+
+    @property
+    def audit(self) -> AuditLog:
+        """The audit trail of biometric operations, opened on first use."""
+        with self._store_lock:
+            if self._audit is None:
+                self._audit = open_audit_log(self.settings)
+            return self._audit
 
     def collection_arn(self, collection_id: str) -> str:
         return f"arn:aws:rekognition:{self.settings.region}:{self.settings.account_id}:collection/{collection_id}"
@@ -104,6 +113,9 @@ class Context:
             if self._jobs is not None:
                 self._jobs.close()
                 self._jobs = None
+            if self._audit is not None:
+                self._audit.close()
+                self._audit = None
 
     def prepare_models(self) -> None:
         """Fetch and convert what the models need (the set-up step, which may use the network), then load them."""

@@ -7,13 +7,14 @@ from typing import Any
 
 from opsis.errors import UnsupportedOperationException
 from opsis.ops import celebrities, collection_faces, collections, faces, labels, moderation, ppe, text, users, video
+from opsis.ops.audit import audited
 from opsis.ops.context import Context
 
 Handler = Callable[[Context, dict[str, Any]], Mapping[str, Any]]
 
 # Keys are the operation names of botocore's Rekognition model; handlers are named by
 # `botocore.xform_name` of them (a test checks both).
-HANDLERS: dict[str, Handler] = {
+_HANDLERS: dict[str, Handler] = {
     "AssociateFaces": users.associate_faces,
     "CompareFaces": faces.compare_faces,
     "CreateCollection": collections.create_collection,
@@ -58,6 +59,9 @@ HANDLERS: dict[str, Handler] = {
     "TagResource": collections.tag_resource,
     "UntagResource": collections.untag_resource,
 }
+
+# Biometric operations are recorded in the audit trail (`opsis.ops.audit`).
+HANDLERS: dict[str, Handler] = {operation: audited(operation, handler) for operation, handler in _HANDLERS.items()}
 
 
 def handler_for(operation: str) -> Handler:

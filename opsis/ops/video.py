@@ -25,6 +25,7 @@ from opsis.errors import (
     ResourceNotFoundException,
     VideoTooLargeException,
 )
+from opsis.ops.caller import current_caller
 from opsis.ops.collection_faces import collection_for_embedder
 from opsis.ops.context import Context
 from opsis.store.base import Job, NewJob
@@ -88,7 +89,8 @@ def start_job(ctx: Context, operation: str, params: dict[str, Any], local_file: 
         collection_for_embedder(ctx, params["CollectionId"])
     local_path = str(local_file.resolve()) if local_file else None
     job = ctx.jobs.create_job(
-        NewJob(operation, request, token, fingerprint, local_path), ctx.settings.video_max_open_jobs
+        NewJob(operation, request, token, fingerprint, local_path, current_caller().principal),
+        ctx.settings.video_max_open_jobs,
     )
     if job.fingerprint != fingerprint:
         raise IdempotentParameterMismatchException(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from opsis.config import Settings
-from opsis.store.base import FaceStore, JobStore
+from opsis.store.base import AuditLog, FaceStore, JobStore
 
 
 def open_face_store(settings: Settings) -> FaceStore:
@@ -22,3 +22,12 @@ def open_job_store(settings: Settings) -> JobStore:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store: JobStore = SQLiteJobStore(settings.jobs_db, retention_seconds=settings.video_job_retention_days * 86400)
     return store
+
+
+def open_audit_log(settings: Settings) -> AuditLog:
+    """The audit trail: the embedded SQLite log under the data directory."""
+    from opsis.store.audit import SQLiteAuditLog
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log: AuditLog = SQLiteAuditLog(settings.audit_db, retention_seconds=settings.audit_retention_days * 86400)
+    return log

@@ -103,6 +103,7 @@ class NewJob:
     client_token: str | None = None
     fingerprint: str = ""  # of `params`: a token reused with other parameters is refused
     local_path: str | None = None  # a file the in-process CLI gave instead of an S3Object
+    principal: str = "local"  # who started it (the audit trail names them when it ends)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class Job:
     extras: Mapping[str, Any] = field(default_factory=dict)  # response fields such as LabelModelVersion
     local_path: str | None = None
     fingerprint: str = ""
+    principal: str = "local"
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,57 @@ class JobStore(Protocol):
         ...
 
     def notifications(self, job_id: str) -> list[Mapping[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One biometric operation as the audit trail keeps it: who, what, on which collection, with
+    which thresholds, and which face / user ids came back. Never an image or a vector."""
+
+    principal: str
+    request_id: str
+    operation: str
+    collection_id: str | None
+    outcome: str  # "ok", or the error code the caller got
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    time: float  # seconds since the epoch
+    record: AuditRecord
+    hash: str  # SHA-256 chaining this entry to the one before
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    after_seq: int = 0
+    limit: int = 1000
+    since: float | None = None
+    principal: str | None = None
+    operation: str | None = None
+    collection_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    intact: bool
+    entries: int  # entries checked (up to the first broken one)
+    head_hash: str  # the last good hash: keep it elsewhere to detect entries removed from the end
+    broken_at: int | None  # seq of the first entry that does not chain
+
+
+class AuditLog(Protocol):
+    """The append-only, hash-chained record of biometric operations."""
+
+    def append(self, record: AuditRecord) -> AuditEntry: ...
+
+    def entries(self, query: AuditQuery) -> list[AuditEntry]: ...
+
+    def verify(self) -> AuditVerification: ...
 
     def close(self) -> None: ...
 

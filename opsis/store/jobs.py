@@ -32,6 +32,7 @@ MIGRATIONS: tuple[str, ...] = (
         client_token TEXT,
         fingerprint TEXT NOT NULL,
         local_path TEXT,
+        principal TEXT NOT NULL,
         status TEXT NOT NULL,
         status_message TEXT,
         video_metadata TEXT,
@@ -101,9 +102,18 @@ class SQLiteJobStore:
                 )
             job_id = uuid.uuid4().hex + uuid.uuid4().hex  # 64 characters, JobId's maximum
             db.execute(
-                "INSERT INTO jobs (job_id, operation, params, client_token, fingerprint, local_path, status,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, 'QUEUED', ?)",
-                (job_id, job.operation, json.dumps(job.params), job.client_token, job.fingerprint, job.local_path, now),
+                "INSERT INTO jobs (job_id, operation, params, client_token, fingerprint, local_path, principal,"
+                " status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'QUEUED', ?)",
+                (
+                    job_id,
+                    job.operation,
+                    json.dumps(job.params),
+                    job.client_token,
+                    job.fingerprint,
+                    job.local_path,
+                    job.principal,
+                    now,
+                ),
             )
             return _job(self._row(db, job_id))
 
@@ -249,4 +259,5 @@ def _job(row: sqlite3.Row) -> Job:
         extras=json.loads(row["extras"]),
         local_path=row["local_path"],
         fingerprint=row["fingerprint"],
+        principal=row["principal"],
     )

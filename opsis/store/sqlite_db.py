@@ -28,10 +28,22 @@ def migrate(db: sqlite3.Connection, migrations: Sequence[str], path: Path) -> No
         if version > len(migrations):
             raise RuntimeError(f"{path} has schema version {version}, newer than this Opsis knows")
         for number, script in enumerate(migrations[version:], start=version + 1):
-            for statement in script.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            for statement in _statements(script):
+                db.execute(statement)
             db.execute(f"PRAGMA user_version = {number}")
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The script's statements, one at a time (a trigger's body holds ';' of its own)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \n;"):
+        yield pending
 
 
 @contextmanager
