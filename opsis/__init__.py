@@ -49,12 +49,14 @@ class Opsis:
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """Run a Rekognition operation by name (e.g. "DetectFaces") with its request parameters."""
         from opsis.api.validate import validate_input
+        from opsis.ops.caller import LOCAL, Caller, calling_as
         from opsis.ops.registry import handler_for
         from opsis.service_model import operation_model
 
         model = operation_model(operation)
         validate_input(model.input_shape, params)
-        return dict(handler_for(model.name)(self.ctx, params))
+        with calling_as(Caller(LOCAL)):
+            return dict(handler_for(model.name)(self.ctx, params))
 
     def detect_faces(self, image: bytes | str | Path, attributes: tuple[str, ...] = ("DEFAULT",)) -> dict[str, Any]:
         """DetectFaces on image bytes or a JPEG/PNG file path."""
@@ -81,6 +83,9 @@ class Opsis:
         object (local buckets or the configured S3 endpoint); returns its JobId."""
         from opsis.api.validate import validate_input
         from opsis.ops.audit import audited
+        from opsis.ops.caller import LOCAL, Caller, calling_as
+        from opsis.ops.context import Context
+        from opsis.ops.thresholds import guarded
         from opsis.ops.video import start_job
         from opsis.service_model import operation_model
 
@@ -90,8 +95,14 @@ class Opsis:
         s3_object = {"Bucket": "local-file", "Name": local_file.name} if local_file else {"Bucket": bucket, "Name": key}
         request = {"Video": {"S3Object": s3_object}, **params}
         validate_input(operation_model(operation).input_shape, request)
-        start = audited(operation, lambda ctx, params: start_job(ctx, operation, params, local_file))
-        return str(start(self.ctx, request)["JobId"])
+
+        def start(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+            return start_job(ctx, operation, params, local_file)
+
+        # Through the threshold guard and the audit trail, as the registry's handlers are.
+        with calling_as(Caller(LOCAL)):
+            job = audited(operation, guarded(operation, start))(self.ctx, request)
+        return str(job["JobId"])
 
     def wait_for_video_job(
         self, job_id: str, on_progress: Callable[[float], None] | None = None, poll_seconds: float = 0.5

@@ -80,6 +80,10 @@ class Settings:
     # Where job completion messages go (Rekognition publishes them to SNS): an HTTP(S) URL that
     # receives an SNS-style JSON notification, whatever the job's NotificationChannel.SNSTopicArn.
     notification_webhook: str | None = None
+    # Identification (SearchFaces*, SearchUsers*, StartFaceSearch) below this threshold is refused;
+    # high_stakes holds it at 99 or more, raising lower thresholds with a warning header.
+    identification_threshold_floor: float = 0.0
+    high_stakes: bool = False
     # Biometric operations are recorded in <data_dir>/audit.db and kept this long.
     audit_retention_days: int = 365
     # Check every response against botocore's output shape (the test suite turns this on).

@@ -26,6 +26,9 @@ from opsis.ops.registry import handler_for
 
 log = logging.getLogger(__name__)
 
+# What an operation wants the caller to know besides its response (e.g. a threshold raised).
+WARNING_HEADER = "x-opsis-warning"
+
 
 class RekognitionApp:
     """Routes requests to handlers; all blocking work runs off the event loop.
@@ -54,15 +57,20 @@ class RekognitionApp:
             principal, operation, params = await anyio.to_thread.run_sync(self._authenticate_and_parse, signed)
             handler = handler_for(operation.name)
 
+            caller = Caller(principal.access_key_id, request_id)
+
             def handle() -> Mapping[str, Any]:
-                with calling_as(Caller(principal.access_key_id, request_id)):
+                with calling_as(caller):
                     return handler(self.ctx, params)
 
             result = await anyio.to_thread.run_sync(handle, limiter=self.inference)
             payload = render_response(operation, result, self.ctx.settings.validate_responses)
         except Exception as error:
             return error_response(error, request_id)
-        return Response(payload, media_type=JSON_11, headers={"x-amzn-RequestId": request_id})
+        headers = {"x-amzn-RequestId": request_id}
+        if caller.warnings:
+            headers[WARNING_HEADER] = "; ".join(caller.warnings)
+        return Response(payload, media_type=JSON_11, headers=headers)
 
     def _authenticate_and_parse(self, signed: SignedRequest) -> tuple[Principal, OperationModel, dict[str, Any]]:
         principal = self.keys.verify(signed, datetime.now(UTC), self.max_skew)

@@ -114,6 +114,10 @@ def audited(operation: str, handler: Handler) -> Handler:
 def record(
     ctx: Context, caller: Caller, operation: str, params: Mapping[str, Any], *, outcome: str, details: Details
 ) -> None:
+    """Append the entry; the thresholds are those the caller asked for, and `Warnings` say how the
+    server changed them (`opsis.ops.thresholds`)."""
+    if caller.warnings:
+        details = {**details, "Warnings": list(caller.warnings)}
     ctx.audit.append(
         AuditRecord(caller.principal, caller.request_id, operation, params.get("CollectionId"), outcome, details)
     )

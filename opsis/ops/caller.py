@@ -21,6 +21,9 @@ LOCAL = "local"  # the in-process CLI and Python API, which act with the data di
 class Caller:
     principal: str  # the access key id that signed the request, or LOCAL
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # What the operation wants the caller told besides its response (the HTTP server sends them
+    # in the x-opsis-warning header).
+    warnings: list[str] = field(default_factory=list)
 
 
 _CALLER: ContextVar[Caller | None] = ContextVar("opsis_caller", default=None)

@@ -9,6 +9,7 @@ from opsis.errors import UnsupportedOperationException
 from opsis.ops import celebrities, collection_faces, collections, faces, labels, moderation, ppe, text, users, video
 from opsis.ops.audit import audited
 from opsis.ops.context import Context
+from opsis.ops.thresholds import guarded
 
 Handler = Callable[[Context, dict[str, Any]], Mapping[str, Any]]
 
@@ -61,7 +62,11 @@ _HANDLERS: dict[str, Handler] = {
 }
 
 # Biometric operations are recorded in the audit trail (`opsis.ops.audit`).
-HANDLERS: dict[str, Handler] = {operation: audited(operation, handler) for operation, handler in _HANDLERS.items()}
+# Identification thresholds are held to the server's floor (`opsis.ops.thresholds`), inside the
+# audit: a refused attempt is recorded too.
+HANDLERS: dict[str, Handler] = {
+    operation: audited(operation, guarded(operation, handler)) for operation, handler in _HANDLERS.items()
+}
 
 
 def handler_for(operation: str) -> Handler:
