@@ -15,7 +15,8 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -836,6 +837,105 @@ def _video_item(item: Response) -> str:
     member = next(key for key in VIDEO_ITEMS if key in item)
     matches = ", ".join(match["Face"]["FaceId"] for match in item.get("FaceMatches", []))
     return VIDEO_ITEMS[member](item[member]) + (f" matches {matches}" if matches else "")
+
+
+# --- audit trail ---------------------------------------------------------------------------------
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail of biometric operations (<data-dir>/audit.db): who searched, indexed,
+    compared or deleted what, when, with which thresholds. Append-only and hash-chained."""
+
+
+def _audit_filters(command: Callable[..., None]) -> Callable[..., None]:
+    for option in (
+        click.option("--since", type=click.DateTime(), help="Entries at or after this time (UTC)."),
+        click.option("--principal", help="Only this access key id (local: the CLI and Python API)."),
+        click.option("--operation", help="Only this operation, e.g. SearchFacesByImage."),
+        click.option("--collection-id", help="Only this collection."),
+    ):
+        command = option(command)
+    return command
+
+
+def _audit_entries(opsis: Opsis, filters: dict[str, Any], limit: int | None = None) -> Iterator[dict[str, Any]]:
+    """Matching entries, oldest first, as plain dicts (fetched a page at a time)."""
+    from opsis.store.base import AuditQuery
+
+    since = filters.pop("since")
+    query = AuditQuery(since=since.replace(tzinfo=UTC).timestamp() if since else None, **filters)
+    count = 0
+    while entries := opsis.ctx.audit.entries(query):
+        for entry in entries:
+            if limit is not None and count >= limit:
+                return
+            count += 1
+            yield {
+                "Seq": entry.seq,
+                "Time": datetime.fromtimestamp(entry.time, UTC).isoformat(timespec="milliseconds"),
+                "Principal": entry.record.principal,
+                "RequestId": entry.record.request_id,
+                "Operation": entry.record.operation,
+                "CollectionId": entry.record.collection_id,
+                "Outcome": entry.record.outcome,
+                "Details": entry.record.details,
+                "Hash": entry.hash,
+            }
+        query = replace(query, after_seq=entries[-1].seq)
+
+
+@audit.command("list")
+@_audit_filters
+@click.option("--limit", type=int, default=1000, show_default=True, help="At most this many entries.")
+@data_dir_option
+@json_option
+def audit_list(limit: int, data_dir: Path | None, as_json: bool, **filters: Any) -> None:
+    """Show audit entries, oldest first."""
+    with _session(data_dir) as opsis:
+        rows = list(_audit_entries(opsis, filters, limit))
+
+    def render(_: Any) -> RenderableType:
+        table = Table("Seq", "Time (UTC)", "Principal", "Operation", "Collection", "Outcome", "Details")
+        for row in rows:
+            details = json.dumps(row["Details"], separators=(",", ":"))
+            table.add_row(
+                str(row["Seq"]),
+                row["Time"],
+                row["Principal"],
+                row["Operation"],
+                row["CollectionId"] or "",
+                row["Outcome"],
+                escape(details if len(details) <= 80 else details[:77] + "..."),
+            )
+        return table
+
+    _output(rows, as_json, render)
+
+
+@audit.command("export")
+@_audit_filters
+@click.option("--output", "-o", type=click.File("w"), default="-", help="File to write (default: standard output).")
+@data_dir_option
+def audit_export(output: Any, data_dir: Path | None, **filters: Any) -> None:
+    """Write the matching entries as JSON lines, with their hashes."""
+    with _session(data_dir) as opsis:
+        for row in _audit_entries(opsis, filters):
+            output.write(json.dumps(row) + "\n")
+
+
+@audit.command("verify")
+@data_dir_option
+def audit_verify(data_dir: Path | None) -> None:
+    """Check the hash chain; prints the head hash to keep elsewhere. Exit status 1 if it is broken."""
+    with _session(data_dir) as opsis:
+        result = opsis.ctx.audit.verify()
+    if not result.intact:
+        click.echo(
+            f"BROKEN: entry {result.broken_at} does not chain to the {result.entries} entries before it", err=True
+        )
+        sys.exit(1)
+    click.echo(f"Intact: {result.entries} entries; head hash {result.head_hash}")
 
 
 # --- any operation -------------------------------------------------------------------------------
