@@ -609,6 +609,167 @@ def delete_user(collection_id: str, user_id: str, data_dir: Path | None, as_json
     )
 
 
+# --- access keys ---------------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """Access keys for the HTTP API, each limited by an IAM-style policy.
+
+    The key in <data-dir>/credentials (profile opsis) and OPSIS_ACCESS_KEY_ID keep full access.
+    Keys made here are stored in <data-dir>/keys.db, their secrets encrypted with
+    <data-dir>/master.key (or OPSIS_MASTER_KEY); a running server sees new and revoked keys at once.
+
+    \b
+        opsis keys create --name kiosk --allow SearchFacesByImage --collection staff
+        opsis keys create --name tagger --allow 'rekognition:Detect*'
+        opsis keys create --policy policy.json
+    """
+
+
+@keys.command("create")
+@click.option("--name", default="", help="A label for the key, shown by `opsis keys list`.")
+@click.option("--policy", "policy_source", help="An IAM policy document: a JSON file, or the JSON itself.")
+@click.option(
+    "--allow",
+    "actions",
+    multiple=True,
+    help="Allow this action (SearchFacesByImage, rekognition:Detect*, rekognition:*); repeatable.",
+)
+@click.option(
+    "--collection",
+    "collections",
+    multiple=True,
+    help="Allow the --allow actions only on this collection (repeatable); without it, on every resource.",
+)
+@data_dir_option
+@json_option
+def create_key(
+    *,
+    name: str,
+    policy_source: str | None,
+    actions: tuple[str, ...],
+    collections: tuple[str, ...],
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Create an access key; its secret is printed this once and cannot be shown again."""
+    from opsis.api.keys import KeyStore
+    from opsis.api.policy import PolicyError, parse_policy, policy_from_document
+    from opsis.service_model import service_model
+
+    if policy_source is not None and (actions or collections):
+        raise click.UsageError("give either --policy or --allow/--collection, not both")
+    if collections and not actions:
+        raise click.UsageError("--collection limits --allow actions: give at least one --allow")
+    if policy_source is None and not actions:
+        raise click.UsageError("give the key's rights: --allow ACTION [--collection ID] or --policy FILE|JSON")
+    settings = Settings.load(data_dir=data_dir)
+    known = [f"rekognition:{operation}" for operation in service_model().operation_names]
+    try:
+        if policy_source is not None:
+            text = policy_source if policy_source.lstrip().startswith("{") else _read_policy_file(policy_source)
+            policy = parse_policy(text, known)
+        else:
+            arn = f"arn:aws:rekognition:{settings.region}:{settings.account_id}:collection/"
+            document = {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": [action if ":" in action else f"rekognition:{action}" for action in actions],
+                        "Resource": [arn + collection for collection in collections] or "*",
+                    }
+                ],
+            }
+            policy = policy_from_document(document, known)
+    except PolicyError as error:
+        raise click.BadParameter(str(error), param_hint="--policy" if policy_source else "--allow") from None
+    store = KeyStore(settings.keys_db, settings.master_key_file, settings.master_key)
+    try:
+        access_key_id, secret = store.create(policy, name)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(
+            _to_json(
+                {"AccessKeyId": access_key_id, "SecretAccessKey": secret, "Name": name, "Policy": policy.document()}
+            )
+        )
+        return
+    click.echo(f"aws_access_key_id = {access_key_id}\naws_secret_access_key = {secret}")
+    click.echo("The secret is shown only now: Opsis keeps it encrypted and cannot print it again.", err=True)
+
+
+def _read_policy_file(source: str) -> str:
+    try:
+        return Path(source).read_text()
+    except OSError as error:
+        message = f"{source} is neither JSON nor a readable file: {error}"
+        raise click.BadParameter(message, param_hint="--policy") from None
+
+
+@keys.command("list")
+@data_dir_option
+@json_option
+def list_keys(data_dir: Path | None, as_json: bool) -> None:
+    """List the keys made with `opsis keys create`, revoked ones too (never their secrets)."""
+    from opsis.api.keys import KeyStore
+
+    settings = Settings.load(data_dir=data_dir)
+    store = KeyStore(settings.keys_db, settings.master_key_file, settings.master_key)
+    try:
+        rows = [
+            {
+                "AccessKeyId": key.access_key_id,
+                "Name": key.name,
+                "Created": key.created_at,
+                "Revoked": key.revoked_at,
+                "Policy": key.policy.document(),
+                "PolicySummary": key.policy.summary(),
+            }
+            for key in store.all()
+        ]
+    finally:
+        store.close()
+    _output(rows, as_json, lambda _: _keys_table(rows))
+
+
+@keys.command("revoke")
+@click.argument("access_key_id")
+@data_dir_option
+def revoke_key(access_key_id: str, data_dir: Path | None) -> None:
+    """Revoke ACCESS_KEY_ID for good: a running server refuses it from the next request on."""
+    from opsis.api.keys import KeyStore
+
+    settings = Settings.load(data_dir=data_dir)
+    store = KeyStore(settings.keys_db, settings.master_key_file, settings.master_key)
+    try:
+        revoked = store.revoke(access_key_id)
+    finally:
+        store.close()
+    if not revoked:
+        click.echo(f"Error: no active key {access_key_id} in {settings.keys_db}", err=True)
+        sys.exit(1)
+    click.echo(f"Revoked {access_key_id}")
+
+
+def _keys_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"{len(rows)} access key(s)")
+    for column in ("AccessKeyId", "Name", "Created", "Revoked", "Policy"):
+        table.add_column(column)
+    for row in rows:
+        revoked = row["Revoked"]
+        table.add_row(
+            row["AccessKeyId"],
+            escape(row["Name"]),
+            f"{row['Created']:%Y-%m-%d %H:%M}",
+            f"{revoked:%Y-%m-%d %H:%M}" if revoked else "",
+            escape(row["PolicySummary"]),
+        )
+    return table
+
+
 # --- the celebrity gallery -------------------------------------------------------------------------
 
 

@@ -8,10 +8,8 @@ import hmac
 import logging
 import os
 import re
-import secrets
-import string
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +17,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from opsis.api.keys import KeyStore, new_key_pair
+from opsis.api.policy import ADMINISTRATOR, Policy
 from opsis.config import Settings
 from opsis.errors import (
     IncompleteSignatureException,
@@ -48,6 +48,7 @@ class Principal:
 
     access_key_id: str
     region: str
+    policy: Policy = field(default=Policy(()))  # what the key may do; no statements: nothing
 
 
 @dataclass(frozen=True)
@@ -62,16 +63,26 @@ class SignedRequest:
 
 
 class KeyRing:
-    """Access key id -> secret, for the keys this server accepts."""
+    """The keys this server accepts: configured ones (`keys`, full access) and, looked up on each
+    request so that creating and revoking take effect at once, the active keys of `store`."""
 
-    def __init__(self, keys: dict[str, str]) -> None:
+    def __init__(self, keys: dict[str, str], store: KeyStore | None = None) -> None:
         self._keys = dict(keys)
+        self._store = store
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._keys) + (self._store.count_active() if self._store else 0)
+
+    def lookup(self, access_key_id: str) -> tuple[str, Policy] | None:
+        """The secret and policy of an accepted key; None for an unknown or revoked one."""
+        if access_key_id in self._keys:
+            return self._keys[access_key_id], ADMINISTRATOR
+        key = self._store.active(access_key_id) if self._store else None
+        return (key.secret, key.policy) if key else None
 
     def secret_for(self, access_key_id: str) -> str | None:
-        return self._keys.get(access_key_id)
+        found = self.lookup(access_key_id)
+        return found[0] if found else None
 
     def verify(self, request: SignedRequest, now: datetime, max_skew: timedelta) -> Principal:
         """The principal that signed `request`, or the error AWS would answer with."""
@@ -86,9 +97,10 @@ class KeyRing:
                 "parameters of the AWS4-HMAC-SHA256 scheme"
             )
         access_key_id, date, region, service, terminator = _credential_scope(match["credential"])
-        secret = self.secret_for(access_key_id)
-        if secret is None:
+        found = self.lookup(access_key_id)
+        if found is None:
             raise UnrecognizedClientException("The security token included in the request is invalid.")
+        secret, policy = found
         signed = match["signed"].split(";")
         amz_date = _request_time(headers, signed, now, max_skew)
         if date != amz_date[:8] or service != SERVICE or terminator != "aws4_request":
@@ -99,7 +111,7 @@ class KeyRing:
         expected = _signature(request, signed, amz_date, Credentials(access_key_id, secret), region)
         if not hmac.compare_digest(expected, match["signature"]):
             raise InvalidSignatureException(MISMATCH)
-        return Principal(access_key_id=access_key_id, region=region)
+        return Principal(access_key_id=access_key_id, region=region, policy=policy)
 
 
 def _header_map(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -159,12 +171,14 @@ def _signature(request: SignedRequest, signed: list[str], amz_date: str, credent
 
 
 def load_key_ring(settings: Settings) -> KeyRing:
-    """The configured key, plus every profile in <data_dir>/credentials; creates that file with a
-    new key pair when no key is configured anywhere."""
+    """The configured key, plus every profile in <data_dir>/credentials (both with full access), plus
+    the keys of `opsis keys create`; creates the credentials file with a new key pair when no key is
+    configured anywhere."""
+    store = KeyStore(settings.keys_db, settings.master_key_file, settings.master_key)
     keys = _read_credentials(settings.credentials_file)
     if settings.access_key_id and settings.secret_access_key:
         keys[settings.access_key_id] = settings.secret_access_key
-    if not keys:
+    if not keys and not store.count_active():
         access_key_id, secret = create_credentials(settings.credentials_file)
         log.warning(
             "No access keys were configured: created one in %s (profile %r). Use it with "
@@ -175,7 +189,7 @@ def load_key_ring(settings: Settings) -> KeyRing:
             PROFILE,
         )
         keys[access_key_id] = secret
-    return KeyRing(keys)
+    return KeyRing(keys, store)
 
 
 def _read_credentials(path: Path) -> dict[str, str]:
@@ -192,9 +206,7 @@ def _read_credentials(path: Path) -> dict[str, str]:
 
 def create_credentials(path: Path) -> tuple[str, str]:
     """Write a new key pair as profile `opsis` of an AWS shared-credentials file (mode 0600)."""
-    alphabet = string.ascii_uppercase + "234567"
-    access_key_id = "OPSIS" + "".join(secrets.choice(alphabet) for _ in range(15))
-    secret = secrets.token_urlsafe(30)
+    access_key_id, secret = new_key_pair()
     path.parent.mkdir(parents=True, exist_ok=True)
     text = f"[{PROFILE}]\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret}\n"
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

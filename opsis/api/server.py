@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from opsis.api.auth import KeyRing, Principal, SignedRequest
 from opsis.api.errors import JSON_11, error_response
+from opsis.api.policy import check_request
 from opsis.api.protocol import operation_for, parse_request, render_response
 from opsis.errors import ImageTooLargeException
 from opsis.ops.caller import Caller, calling_as
@@ -75,7 +76,9 @@ class RekognitionApp:
     def _authenticate_and_parse(self, signed: SignedRequest) -> tuple[Principal, OperationModel, dict[str, Any]]:
         principal = self.keys.verify(signed, datetime.now(UTC), self.max_skew)
         operation = operation_for(dict(signed.headers).get("x-amz-target"))
-        return principal, operation, parse_request(operation, signed.body)
+        params = parse_request(operation, signed.body)
+        check_request(self.ctx, principal.access_key_id, principal.policy, operation.name, params)
+        return principal, operation, params
 
     async def _read_body(self, request: Request) -> bytes:
         """The body, refused once past the limit: only image bytes can make a request that big."""
