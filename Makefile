@@ -38,6 +38,8 @@ bench: $(VENV)/.dev
 	$(PY) benchmarks/video_segments.py --data $(OPSIS_SHARED_DATA)
 	$(PY) benchmarks/video_jobs.py --data $(OPSIS_SHARED_DATA)
 	$(PY) benchmarks/train_head_hand_cover.py --data $(OPSIS_SHARED_DATA)
+	$(PY) benchmarks/fuzz.py --seconds 60
+	$(PY) benchmarks/reliability.py --data $(OPSIS_SHARED_DATA)
 
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev

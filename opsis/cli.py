@@ -78,19 +78,29 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     from opsis.ops.context import Context
 
     settings = Settings.load(host=host, port=port, data_dir=data_dir)
+    if (settings.tls_certfile is None) != (settings.tls_keyfile is None):
+        raise click.UsageError("OPSIS_TLS_CERTFILE and OPSIS_TLS_KEYFILE must be set together")
+    scheme = "https" if settings.tls_certfile else "http"
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keys = load_key_ring(settings)
     ctx = Context.create(settings)
     ctx.warm_up()
     click.echo(
-        f"Opsis serving Rekognition on http://{settings.host}:{settings.port} "
+        f"Opsis serving Rekognition on {scheme}://{settings.host}:{settings.port} "
         f"({len(keys)} access key(s); credentials file {settings.credentials_file.resolve()}, profile {PROFILE!r})",
         err=True,
     )
     workers = WorkerPool(settings)
     workers.start()
     try:
-        uvicorn.run(create_app(ctx, keys), host=settings.host, port=settings.port, log_level=settings.log_level)
+        uvicorn.run(
+            create_app(ctx, keys),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            ssl_certfile=settings.tls_certfile,
+            ssl_keyfile=settings.tls_keyfile,
+        )
     finally:
         workers.stop()
 

@@ -72,7 +72,15 @@ class VideoTooLargeException(OpsisError):
 
 
 class ThrottlingException(OpsisError):
+    """A principal's request rate is past OPSIS_RATE_LIMIT_PER_SECOND (boto3 retries it)."""
+
     code = "ThrottlingException"
+
+
+class ProvisionedThroughputExceededException(OpsisError):
+    """Past OPSIS_INFERENCE_QUEUE_DEPTH requests already wait for inference (boto3 retries it)."""
+
+    code = "ProvisionedThroughputExceededException"
 
 
 class ConflictException(OpsisError):

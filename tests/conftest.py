@@ -5,6 +5,7 @@ from __future__ import annotations
 import configparser
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -41,13 +42,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+def wait_until_healthy(
+    url: str, process: subprocess.Popen[bytes], timeout: float = 120.0, cafile: str | None = None
+) -> None:
+    context = ssl.create_default_context(cafile=cafile) if cafile else None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"opsis serve exited with {process.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            with urllib.request.urlopen(f"{url}/health", timeout=2, context=context) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -66,8 +70,10 @@ def start_server(
     data_dir: Path, log_path: Path, env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], LiveServer]:
     """`opsis serve` on `data_dir` in a subprocess on a free port, checking its own responses
-    against the model (with `env`'s OPSIS_* settings added); returns once it is healthy."""
+    against the model (with `env`'s OPSIS_* settings added; https with OPSIS_TLS_CERTFILE);
+    returns once it is healthy."""
     port = free_port()
+    cafile = (env or {}).get("OPSIS_TLS_CERTFILE")
     env = {**os.environ, "OPSIS_VALIDATE_RESPONSES": "1", "OPSIS_LOG_LEVEL": "warning", **(env or {})}
     with log_path.open("ab") as log:
         process = subprocess.Popen(
@@ -76,9 +82,9 @@ def start_server(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if cafile else 'http'}://127.0.0.1:{port}"
     try:
-        wait_until_healthy(url, process)
+        wait_until_healthy(url, process, cafile=cafile)
     except BaseException:
         process.kill()
         raise
@@ -120,7 +126,7 @@ def client(server: LiveServer, **config: Any) -> Any:
         region_name=REGION,
         aws_access_key_id=access_key_id,
         aws_secret_access_key=secret,
-        config=Config(retries={"max_attempts": 1}, **config),
+        config=Config(**{"retries": {"max_attempts": 1}, **config}),
     )
 
 

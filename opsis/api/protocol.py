@@ -29,6 +29,8 @@ def parse_request(operation: OperationModel, body: bytes) -> dict[str, Any]:
         document = json.loads(body) if body.strip() else {}
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SerializationException(f"Request body is not valid JSON: {error}") from None
+    except RecursionError:  # found by benchmarks/fuzz.py: a few KB of "[[[[" would be a 500
+        raise SerializationException("Request body nests JSON too deeply") from None
     if not isinstance(document, dict):
         raise SerializationException("Request body must be a JSON object")
     params: dict[str, Any] = decode_input(operation.input_shape, document)

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from opsis.api.auth import KeyRing, Principal, SignedRequest
 from opsis.api.errors import JSON_11, error_response
+from opsis.api.limits import AdmissionBound, RateLimiter
 from opsis.api.policy import check_request
 from opsis.api.protocol import operation_for, parse_request, render_response
 from opsis.errors import ImageTooLargeException
@@ -35,13 +36,17 @@ class RekognitionApp:
     """Routes requests to handlers; all blocking work runs off the event loop.
 
     Model inference goes through one bounded limiter (`inference_workers`), so a burst of heavy
-    requests queues there while health checks and cheap errors are still answered at once.
+    requests queues there while health checks and cheap errors are still answered at once. Each
+    access key's request rate is limited (`rate`), and at most `inference_queue_depth` requests may
+    wait for that limiter (`admission`); the rest are refused at once, as Rekognition throttles.
     """
 
     def __init__(self, ctx: Context, keys: KeyRing) -> None:
         self.ctx = ctx
         self.keys = keys
         self.inference = anyio.CapacityLimiter(ctx.settings.inference_workers)
+        self.rate = RateLimiter(ctx.settings.rate_limit_per_second, ctx.settings.rate_limit_burst)
+        self.admission = AdmissionBound(ctx.settings.inference_workers, ctx.settings.inference_queue_depth)
         self.max_skew = timedelta(seconds=ctx.settings.max_clock_skew_seconds)
 
     async def rekognition(self, request: Request) -> Response:
@@ -56,6 +61,7 @@ class RekognitionApp:
                 body=body,
             )
             principal, operation, params = await anyio.to_thread.run_sync(self._authenticate_and_parse, signed)
+            self.rate.check(principal.access_key_id)
             handler = handler_for(operation.name)
 
             caller = Caller(principal.access_key_id, request_id)
@@ -64,7 +70,8 @@ class RekognitionApp:
                 with calling_as(caller):
                     return handler(self.ctx, params)
 
-            result = await anyio.to_thread.run_sync(handle, limiter=self.inference)
+            with self.admission.admitted():
+                result = await anyio.to_thread.run_sync(handle, limiter=self.inference)
             payload = render_response(operation, result, self.ctx.settings.validate_responses)
         except Exception as error:
             return error_response(error, request_id)

@@ -28,7 +28,7 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> DecodedImage:
     if not (data.startswith(JPEG_MAGIC) or data.startswith(PNG_MAGIC)):
         raise InvalidImageFormatException("Request has unsupported image format: only JPEG and PNG are accepted")
     image = _open(data, max_pixels)
-    orientation = image.getexif().get(EXIF_ORIENTATION_TAG) if image.format == "JPEG" else None
+    orientation = _orientation(image)
     try:
         image.load()
         upright = ImageOps.exif_transpose(image) if orientation else image
@@ -52,6 +52,18 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     if width == 0 or height == 0:
         raise InvalidImageFormatException("Image has zero width or height")
     return image
+
+
+def _orientation(image: Image.Image) -> int | None:
+    """The JPEG's EXIF orientation; None without one, or when the EXIF block is unreadable (found by
+    benchmarks/fuzz.py: PIL raised SyntaxError, a 500), since the pixels may still be sound."""
+    if image.format != "JPEG":
+        return None
+    try:
+        orientation = image.getexif().get(EXIF_ORIENTATION_TAG)
+    except (OSError, SyntaxError, ValueError, EOFError, KeyError, IndexError, TypeError):
+        return None
+    return orientation if isinstance(orientation, int) else None
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
