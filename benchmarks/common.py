@@ -132,5 +132,25 @@ def grouped_folds(groups: list[str], target: NDArray[Any], folds: int, salt: str
     return np.array([fold[group] for group in groups])
 
 
+def weighted_logistic_fit(
+    features: NDArray[np.floating], target: NDArray[np.floating], weights: NDArray[np.floating], l2: float
+) -> tuple[NDArray[np.float64], float]:
+    """(coefficients, intercept) of an L2-penalised, sample-weighted logistic regression by Newton's
+    method; the intercept is not shrunk."""
+    design = np.c_[features, np.ones(len(features))]
+    penalty = np.full(design.shape[1], l2)
+    penalty[-1] = 1e-6
+    coefficients = np.zeros(design.shape[1])
+    for _ in range(100):
+        probability = 1 / (1 + np.exp(-design @ coefficients))
+        gradient = design.T @ (weights * (probability - target)) + penalty * coefficients
+        hessian = (design * (weights * probability * (1 - probability))[:, None]).T @ design + np.diag(penalty)
+        step = np.linalg.solve(hessian, gradient)
+        coefficients -= step
+        if np.abs(step).max() < 1e-7:
+            break
+    return coefficients[:-1], float(coefficients[-1])
+
+
 def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()

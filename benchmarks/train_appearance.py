@@ -58,7 +58,7 @@ from typing import Any
 
 import dlib
 import numpy as np
-from common import argument_parser, expected_calibration_error, grouped_folds, uptime
+from common import argument_parser, expected_calibration_error, grouped_folds, uptime, weighted_logistic_fit
 from numpy.typing import NDArray
 from PIL import Image
 from rich.console import Console
@@ -440,19 +440,8 @@ def fit_logistic(
     # Constant features (feature-map channels that never fire) keep scale 1: dividing by ~0 would
     # turn any later non-zero value into an enormous one.
     scale = np.where(spread > 1e-6, spread, 1.0)
-    design = np.c_[(values - mean) / scale, np.ones(len(values))]
-    penalty = np.full(design.shape[1], l2)
-    penalty[-1] = 1e-6  # the intercept is not shrunk
-    coefficients = np.zeros(design.shape[1])
-    for _ in range(100):
-        probability = 1 / (1 + np.exp(-design @ coefficients))
-        gradient = design.T @ (weights * (probability - target)) + penalty * coefficients
-        hessian = (design * (weights * probability * (1 - probability))[:, None]).T @ design + np.diag(penalty)
-        step = np.linalg.solve(hessian, gradient)
-        coefficients -= step
-        if np.abs(step).max() < 1e-7:
-            break
-    return LogisticModel(features, mean, scale, coefficients[:-1], float(coefficients[-1]))
+    coefficients, intercept = weighted_logistic_fit((values - mean) / scale, target, weights, l2)
+    return LogisticModel(features, mean, scale, coefficients, intercept)
 
 
 @dataclass

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import argument_parser, expected_calibration_error, grouped_folds, uptime
+from common import argument_parser, expected_calibration_error, grouped_folds, uptime, weighted_logistic_fit
 from numpy.typing import NDArray
 from rich.console import Console
 from rich.table import Table
@@ -142,22 +142,11 @@ def fit_logistic(features: NDArray[np.float32], target: NDArray[np.float64], l2:
     # coordinates (exact for an L2 penalty, and far quicker), then map the weights back.
     basis = np.linalg.svd(standardised, full_matrices=False)[2] if len(values) < values.shape[1] else None
     reduced = standardised if basis is None else standardised @ basis.T
-    design = np.c_[reduced, np.ones(len(values))]
     positives = max(float(target.mean()), 1e-6)
     weights = np.where(target == 1, 0.5 / positives, 0.5 / max(1 - positives, 1e-6))
-    penalty = np.full(design.shape[1], l2)
-    penalty[-1] = 1e-6
-    coefficients = np.zeros(design.shape[1])
-    for _ in range(50):
-        probability = sigmoid(design @ coefficients)
-        gradient = design.T @ (weights * (probability - target)) + penalty * coefficients
-        hessian = (design * (weights * probability * (1 - probability))[:, None]).T @ design + np.diag(penalty)
-        step = np.linalg.solve(hessian, gradient)
-        coefficients -= step
-        if np.abs(step).max() < 1e-7:
-            break
-    weights_out = coefficients[:-1] if basis is None else basis.T @ coefficients[:-1]
-    return Fitted(mean, scale, weights_out, float(coefficients[-1]))
+    coefficients, intercept = weighted_logistic_fit(reduced, target, weights, l2)
+    weights_out = coefficients if basis is None else basis.T @ coefficients
+    return Fitted(mean, scale, weights_out, intercept)
 
 
 def fit_platt(logits: NDArray[np.float64], target: NDArray[np.float64]) -> tuple[float, float]:
