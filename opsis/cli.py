@@ -29,6 +29,7 @@ from rich.text import Text
 from opsis import Opsis
 from opsis.config import Settings
 from opsis.errors import OpsisError, UnknownOperationException
+from opsis.store.sealing import VectorSealError
 
 Response = dict[str, Any]
 Render = Callable[[Response], RenderableType]
@@ -85,6 +86,11 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     keys = load_key_ring(settings)
     ctx = Context.create(settings)
     ctx.warm_up()
+    try:
+        # Open the store now, so a missing or wrong OPSIS_VECTOR_KEY stops the start, not a request.
+        ctx.store.list_collections(None, 1)
+    except VectorSealError as error:
+        raise click.ClickException(str(error)) from None
     click.echo(
         f"Opsis serving Rekognition on {scheme}://{settings.host}:{settings.port} "
         f"({len(keys)} access key(s); credentials file {settings.credentials_file.resolve()}, profile {PROFILE!r})",
@@ -126,6 +132,9 @@ def _session(data_dir: Path | None = None) -> Iterator[Opsis]:
             yield opsis
     except OpsisError as error:
         click.echo(f"Error ({error.code}): {error.message}", err=True)
+        sys.exit(1)
+    except VectorSealError as error:
+        click.echo(f"Error: {error}", err=True)
         sys.exit(1)
 
 
@@ -743,6 +752,15 @@ def list_keys(data_dir: Path | None, as_json: bool) -> None:
     finally:
         store.close()
     _output(rows, as_json, lambda _: _keys_table(rows))
+
+
+@keys.command("vector-key")
+def new_vector_key() -> None:
+    """Print a new random key for OPSIS_VECTOR_KEY (encryption of stored face vectors). Opsis never
+    stores it: keep it safe, without it the collections cannot be opened."""
+    from opsis.store.sealing import new_vector_key as make_key
+
+    click.echo(make_key())
 
 
 @keys.command("revoke")

@@ -84,6 +84,9 @@ class Settings:
     # high_stakes holds it at 99 or more, raising lower thresholds with a warning header.
     identification_threshold_floor: float = 0.0
     high_stakes: bool = False
+    # Encrypts stored face vectors at rest (base64url of 32 bytes, held by the operator, never
+    # stored); once set, the store cannot be opened without it.
+    vector_key: str | None = None
     # Biometric operations are recorded in <data_dir>/audit.db and kept this long.
     audit_retention_days: int = 365
     # Check every response against botocore's output shape (the test suite turns this on).

@@ -8,10 +8,14 @@ from opsis.store.base import AuditLog, FaceStore, JobStore
 
 def open_face_store(settings: Settings) -> FaceStore:
     """The configured face store: the embedded SQLite store under the data directory."""
+    from opsis.store.sealing import VectorSeal
     from opsis.store.sqlite import SQLiteFaceStore
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store: FaceStore = SQLiteFaceStore(settings.data_dir / "faces.db", hnsw_threshold=settings.hnsw_threshold)
+    seal = VectorSeal.from_setting(settings.vector_key) if settings.vector_key else None
+    store: FaceStore = SQLiteFaceStore(
+        settings.data_dir / "faces.db", hnsw_threshold=settings.hnsw_threshold, seal=seal
+    )
     return store
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -41,6 +42,7 @@ from opsis.errors import (
 )
 from opsis.store import sqlite_db
 from opsis.store.base import Celebrity, Collection, Face, Neighbour, NewFace, User
+from opsis.store.sealing import CHECK_PLAINTEXT, VectorSeal, VectorSealError
 from opsis.store.vectors import BACKGROUND_MIN, HnswIndex, HnswParams, Ids, TieredIndex
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,13 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 3: store-wide settings, e.g. the sealed check value of an encrypted store's vector key.
+    """
+    CREATE TABLE store_settings (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 FACE_COLUMNS = (
@@ -137,8 +146,12 @@ class SQLiteFaceStore:
         hnsw_threshold: int = 100_000,
         hnsw_params: HnswParams | None = None,
         background_min: int = BACKGROUND_MIN,
+        seal: VectorSeal | None = None,
     ) -> None:
         self.path = path
+        # With a seal, vectors are encrypted in the database and HNSW graphs (which would hold
+        # them in the clear) are never saved: the index is rebuilt from the database on start.
+        self.seal = seal
         self.graph_dir = path.with_name(path.name + ".graphs")
         self.hnsw_threshold = hnsw_threshold
         self.hnsw_params = hnsw_params or HnswParams()
@@ -152,9 +165,40 @@ class SQLiteFaceStore:
         self._db = sqlite_db.connect(path)
         with self._lock:
             sqlite_db.migrate(self._db, MIGRATIONS, path)
+            self._check_seal()
         self._data_version = self._current_data_version()
 
     # --- plumbing ---------------------------------------------------------------------------------
+
+    def _check_seal(self) -> None:
+        """Refuses a key that is missing or wrong; seals the vectors of a store that had none."""
+        with self._write() as db:
+            row = db.execute("SELECT value FROM store_settings WHERE name = 'vector_key_check'").fetchone()
+            if row is not None:
+                if self.seal is None:
+                    raise VectorSealError(f"{self.path} holds encrypted vectors: set OPSIS_VECTOR_KEY to open it")
+                try:
+                    self.seal.open(row["value"])
+                except VectorSealError:
+                    raise VectorSealError(
+                        "OPSIS_VECTOR_KEY is not the key this store's vectors were sealed with"
+                    ) from None
+            elif self.seal is not None:
+                for face in db.execute("SELECT id, vector FROM faces").fetchall():
+                    db.execute("UPDATE faces SET vector = ? WHERE id = ?", (self.seal.seal(face["vector"]), face["id"]))
+                db.execute(
+                    "INSERT INTO store_settings VALUES ('vector_key_check', ?)", (self.seal.seal(CHECK_PLAINTEXT),)
+                )
+        if self.seal is not None:
+            # The clear vectors are gone from the pages (secure_delete); empty the log, drop the graphs.
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            shutil.rmtree(self.graph_dir, ignore_errors=True)
+
+    def _stored(self, vector: bytes) -> bytes:
+        return vector if self.seal is None else self.seal.seal(vector)
+
+    def _plain(self, stored: bytes) -> bytes:
+        return stored if self.seal is None else self.seal.open(stored)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -280,7 +324,7 @@ class SQLiteFaceStore:
                             *face.bounding_box,
                             face.confidence,
                             now,
-                            vector.tobytes(),
+                            self._stored(vector.tobytes()),
                         ),
                     ).lastrowid
                     added.append((rowid, Face(face_id, face.image_id, face.external_image_id, face.bounding_box,
@@ -344,7 +388,7 @@ class SQLiteFaceStore:
             row = db.execute("SELECT vector FROM faces WHERE collection = ? AND face_id = ?", (pk, face_id)).fetchone()
         if row is None:
             raise ResourceNotFoundException(f"Face {face_id} does not exist in collection {collection_id}")
-        return np.frombuffer(row["vector"], np.float32).copy()
+        return np.frombuffer(self._plain(row["vector"]), np.float32).copy()
 
     def delete_faces(self, collection_id: str, face_ids: Sequence[str]) -> list[str]:
         if not face_ids:
@@ -442,7 +486,7 @@ class SQLiteFaceStore:
             on_rebuilt=lambda: self._save_graph(pk, index),
         )
         graph_path = self.graph_dir / f"{pk}.usearch"
-        if graph_path.exists():
+        if graph_path.exists() and self.seal is None:
             try:
                 index.adopt(HnswIndex.load(graph_path, dimension, self.hnsw_params))
                 log.info("loaded the HNSW graph of collection %d (%d vectors)", pk, len(index))
@@ -469,7 +513,7 @@ class SQLiteFaceStore:
     def _vectors(self, ids: Ids) -> NDArray[np.float32]:
         """The stored vectors of `ids`, which are ascending and all stored."""
         blobs = b"".join(
-            row[0]
+            self._plain(row[0])
             for row in self._db.execute(
                 "SELECT vector FROM faces WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
                 (json.dumps(ids.tolist()),),
@@ -479,6 +523,8 @@ class SQLiteFaceStore:
 
     def _save_graph(self, pk: int, index: TieredIndex) -> None:
         """Writes the collection's HNSW graph atomically, so a restart need not rebuild it."""
+        if self.seal is not None:
+            return
         final = self.graph_dir / f"{pk}.usearch"
         partial = final.with_suffix(".partial")
         with self._graph_lock:
