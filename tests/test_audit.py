@@ -117,3 +117,21 @@ def test_video_face_search_is_recorded_when_it_starts_and_ends(tmp_path: Path, d
     assert searches[0]["Details"] == {"FaceMatchThreshold": 90, "JobId": job_id}
     assert searches[1]["Details"]["Ids"] == [face_id]
     assert searches[1]["Details"]["Matches"] >= 10
+
+
+def test_retention_drops_old_entries_and_the_rest_still_verifies(tmp_path: Path) -> None:
+    import time
+
+    from opsis.store.audit import SQLiteAuditLog
+    from opsis.store.base import AuditQuery, AuditRecord
+
+    log = SQLiteAuditLog(tmp_path / "audit.db", retention_seconds=0.5)
+    for number in range(3):
+        log.append(AuditRecord("key", f"old-{number}", "SearchFaces", "c", "ok", {}))
+    time.sleep(0.6)
+    log.append(AuditRecord("key", "new", "SearchFaces", "c", "ok", {}))
+    assert [entry.record.request_id for entry in log.entries(AuditQuery())] == ["new"]
+    result = log.verify()
+    assert result.intact
+    assert result.entries == 1
+    log.close()
