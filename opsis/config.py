@@ -44,6 +44,9 @@ class Settings:
     pose_estimator: str = "movenet-multipose"
     # Where models converted from their packages' formats (e.g. dlib's .dat to ONNX) are cached.
     model_cache_dir: Path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "opsis" / "models"
+    # The face store: unset, the embedded SQLite store under data_dir; a postgresql:// URL, PostgreSQL
+    # with pgvector (opsis.store.postgres; needs the `postgresql` extra).
+    store: str | None = None
     # Collections of at least this many faces are searched through an HNSW graph, smaller ones exactly.
     hnsw_threshold: int = 100_000
     # Largest accepted request body: 5 MB of image bytes is ~7 MB once base64-encoded in JSON.

@@ -20,6 +20,7 @@ import pytest
 from botocore.config import Config
 
 from opsis.vision.runners.retinaface import RetinaFaceDetector
+from tests.postgres_server import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_ROOT = Path(os.environ.get("OPSIS_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -140,6 +141,16 @@ def rekognition(server: LiveServer) -> Any:
 def unvalidated_rekognition(server: LiveServer) -> Any:
     """The same client with botocore's own parameter checks off, so the server's are tested."""
     return client(server, parameter_validation=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """The session's embedded PostgreSQL; skips the test if the engine cannot start here."""
+    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

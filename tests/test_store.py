@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -22,24 +23,43 @@ from opsis.errors import (
 )
 from opsis.store.base import Celebrity, FaceStore, NewFace
 from opsis.store.sqlite import MIGRATIONS, SQLiteFaceStore
+from tests.postgres_server import PostgresServer
 
 DIMENSION = 128
 OpenStore = Callable[..., FaceStore]
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
-    """Opens stores of one backend on one database; every store opened is closed afterwards."""
+    """Opens stores of one backend on one database (a fresh one per test); every store opened is
+    closed afterwards."""
     opened: list[FaceStore] = []
+    with ExitStack() as stack:
+        if request.param == "postgresql":
+            from opsis.store.postgres import PostgresFaceStore
 
-    def open_one(hnsw_threshold: int = 100_000) -> FaceStore:
-        store = SQLiteFaceStore(tmp_path / "faces.db", hnsw_threshold=hnsw_threshold)
-        opened.append(store)
-        return store
+            url = stack.enter_context(request.getfixturevalue("postgres_server").database())
 
-    yield open_one
-    for store in opened:
-        store.close()
+            def open_one(hnsw_threshold: int = 100_000) -> FaceStore:
+                store: FaceStore = PostgresFaceStore(url, hnsw_threshold=hnsw_threshold)
+                opened.append(store)
+                return store
+
+        else:
+
+            def open_one(hnsw_threshold: int = 100_000) -> FaceStore:
+                store: FaceStore = SQLiteFaceStore(tmp_path / "faces.db", hnsw_threshold=hnsw_threshold)
+                opened.append(store)
+                return store
+
+        yield open_one
+        for store in opened:
+            store.close()
+
+
+# Tests of what only the embedded store has (its files, saved graphs, in-memory indexes) run on it alone.
+sqlite_only = pytest.mark.parametrize("open_store", ["sqlite"], indirect=True)
+postgresql_only = pytest.mark.parametrize("open_store", ["postgresql"], indirect=True)
 
 
 @pytest.fixture
@@ -271,6 +291,7 @@ def test_two_stores_on_one_file_see_each_others_writes(open_store: OpenStore) ->
         server.search("people", data[0], 1, 100.0)
 
 
+@sqlite_only  # saved HNSW graph files
 def test_hnsw_tier_recall_deletes_and_reopen(open_store: OpenStore, tmp_path: Path) -> None:
     data = vectors(3000)
     graphs = tmp_path / "faces.db.graphs"
@@ -302,6 +323,80 @@ def files_holding(root: Path, needle: bytes) -> list[Path]:
     return [path for path in root.rglob("*") if path.is_file() and needle in path.read_bytes()]
 
 
+@postgresql_only
+def test_postgresql_hnsw_index_recall_deletes_and_reopen(open_store: OpenStore) -> None:
+    """At the threshold a collection gets its own HNSW index, which searches use (and the others'
+    exact scans do not see); recall stays high and deleted faces are never found."""
+    data = vectors(3000)
+    store = open_store(hnsw_threshold=1000)
+    store.create_collection("people", "model-v1", {})
+    store.create_collection("small", "model-v1", {})
+    small = store.add_faces("small", new_faces(data[:5]))
+    faces = store.add_faces("people", new_faces(data))
+    queries = data[:200] + vectors(200, seed=3) * 0.3
+    hits = 0
+    for query in queries:
+        found = {n.face.face_id for n in store.search("people", query, 10, 100.0)}
+        hits += len(found & {faces[i].face_id for i in exact_nearest(data, query, 10)})
+    assert hits / (10 * len(queries)) >= 0.99
+    assert store.search("small", data[3], 5, 100.0)[0].face.face_id == small[3].face_id
+    assert "faces_hnsw_" in plan_of_search(store, "people", data[0])
+    assert "faces_hnsw_" not in plan_of_search(store, "small", data[0])
+    store.delete_faces("people", [faces[i].face_id for i in range(0, 3000, 7)])
+    store.close()
+    again = open_store(hnsw_threshold=1000)
+    for i in range(0, 3000, 7)[:50]:
+        assert faces[i].face_id not in {n.face.face_id for n in again.search("people", data[i], 10, 100.0)}
+    assert again.search("people", data[1], 1, 100.0)[0].face.face_id == faces[1].face_id
+    again.delete_collection("people")
+    assert "faces_hnsw_" not in plan_of_search(again, "small", data[0])
+
+
+def plan_of_search(store: FaceStore, collection_id: str, query: NDArray[np.float32]) -> str:
+    """EXPLAIN of the query `search` runs, with the same settings."""
+    from psycopg import sql
+
+    from opsis.store.postgres import PostgresFaceStore
+
+    assert isinstance(store, PostgresFaceStore)
+    with store._transaction() as db:
+        row = db.execute("SELECT id, dimension FROM collections WHERE collection_id = %s", (collection_id,)).fetchone()
+        assert row is not None
+        store._search_settings()
+        explain = sql.SQL("EXPLAIN ") + store._nearest(row["id"], row["dimension"])
+        rows = db.execute(explain, {"q": query, "limit": 10}).fetchall()
+    return "\n".join(str(row["QUERY PLAN"]) for row in rows)
+
+
+def test_postgresql_schema_is_versioned_and_selected_by_settings(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    from opsis.config import Settings
+    from opsis.store import open_face_store
+    from opsis.store.postgres import MIGRATIONS, PostgresFaceStore
+
+    with postgres_server.database() as url:
+        store = open_face_store(Settings(data_dir=tmp_path, store=url))
+        try:
+            assert isinstance(store, PostgresFaceStore)
+            store.create_collection("people", "model-v1", {})
+            with store._transaction() as db:
+                row = db.execute("SELECT version FROM opsis_schema WHERE component = 'face_store'").fetchone()
+            assert row == {"version": len(MIGRATIONS)}
+        finally:
+            store.close()
+        again = PostgresFaceStore(url)  # the schema is current: opening applies nothing
+        try:
+            assert [c.collection_id for c in again.list_collections(None, 10)] == ["people"]
+        finally:
+            again.close()
+    with pytest.raises(ValueError, match="OPSIS_VECTOR_KEY"):
+        open_face_store(Settings(data_dir=tmp_path, store="postgresql:///x", vector_key="k"))
+    with pytest.raises(ValueError, match="postgresql://"):
+        open_face_store(Settings(data_dir=tmp_path, store="mysql://x"))
+
+
+@sqlite_only  # PostgreSQL keeps reclaimed bytes until overwritten (opsis.store.postgres)
 @pytest.mark.parametrize("threshold", [100_000, 100], ids=["exact", "hnsw"])
 def test_deleted_vectors_are_in_no_file(open_store: OpenStore, tmp_path: Path, threshold: int) -> None:
     """Erasure: once DeleteFaces/DeleteCollection return, no file of the store holds the vectors."""
@@ -323,6 +418,7 @@ def test_deleted_vectors_are_in_no_file(open_store: OpenStore, tmp_path: Path, t
         assert files_holding(tmp_path, data[i].tobytes()) == []
 
 
+@sqlite_only  # saved HNSW graph files
 def test_a_graph_saved_on_close_holds_no_face_another_process_deleted(open_store: OpenStore, tmp_path: Path) -> None:
     server, cli = open_store(hnsw_threshold=100), open_store(hnsw_threshold=100)
     data = vectors(300)

@@ -7,7 +7,10 @@ from opsis.store.base import AuditLog, FaceStore, JobStore
 
 
 def open_face_store(settings: Settings) -> FaceStore:
-    """The configured face store: the embedded SQLite store under the data directory."""
+    """The configured face store: PostgreSQL when `store` is a postgresql:// URL, else the embedded
+    SQLite store under the data directory."""
+    if settings.store:
+        return _open_server_store(settings)
     from opsis.store.sealing import VectorSeal
     from opsis.store.sqlite import SQLiteFaceStore
 
@@ -17,6 +20,19 @@ def open_face_store(settings: Settings) -> FaceStore:
         settings.data_dir / "faces.db", hnsw_threshold=settings.hnsw_threshold, seal=seal
     )
     return store
+
+
+def _open_server_store(settings: Settings) -> FaceStore:
+    assert settings.store
+    if not settings.store.startswith(("postgresql://", "postgres://")):
+        raise ValueError(f"OPSIS_STORE must be a postgresql:// URL, not {settings.store.split(':', 1)[0]!r}")
+    if settings.vector_key:
+        raise ValueError("OPSIS_VECTOR_KEY is not supported with a PostgreSQL store (pgvector searches clear vectors)")
+    try:
+        from opsis.store.postgres import PostgresFaceStore
+    except ImportError as error:
+        raise ValueError(f"a PostgreSQL store needs the extra: pip install 'opsis[postgresql]' ({error})") from None
+    return PostgresFaceStore(settings.store, hnsw_threshold=settings.hnsw_threshold)
 
 
 def open_job_store(settings: Settings) -> JobStore:
