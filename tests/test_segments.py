@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from opsis.ops.shapes import segment_detection
 from opsis.vision.segments import (
     BlackFrameFilter,
     Segment,
@@ -141,14 +142,14 @@ def test_response_has_the_model_shape(cut_video: Path) -> None:
     result = detect_segments(cut_video)
     shot, cue = result.shots[2], result.technical_cues[0]
     for segment in (shot, cue):
-        response = segment.as_response()
+        response = segment_detection(segment)
         assert set(response) <= set(shape.members)
         assert response["DurationFrames"] == segment.end_frame - segment.start_frame + 1
         assert response["DurationMillis"] == response["EndTimestampMillis"] - response["StartTimestampMillis"]  # type: ignore[operator]
-    assert shot.as_response()["ShotSegment"] == {"Index": 2, "Confidence": round(shot.confidence, 3)}
-    assert shot.as_response()["Type"] == "SHOT"
-    assert cue.as_response()["TechnicalCueSegment"] == {"Type": "BlackFrames", "Confidence": 100.0}
-    assert cue.as_response()["Type"] == "TECHNICAL_CUE"
+    assert segment_detection(shot)["ShotSegment"] == {"Index": 2, "Confidence": round(shot.confidence, 3)}
+    assert segment_detection(shot)["Type"] == "SHOT"
+    assert segment_detection(cue)["TechnicalCueSegment"] == {"Type": "BlackFrames", "Confidence": 100.0}
+    assert segment_detection(cue)["Type"] == "TECHNICAL_CUE"
 
 
 def test_keep_confident_applies_min_segment_confidence(cut_video: Path) -> None:

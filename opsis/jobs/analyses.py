@@ -24,7 +24,7 @@ from opsis.ops.face_attributes import requested_attributes
 from opsis.ops.faces import face_details
 from opsis.ops.labels import GENERAL_LABELS, labels_in_image
 from opsis.ops.moderation import moderation_in_image
-from opsis.ops.shapes import bounding_box, face_detail
+from opsis.ops.shapes import bounding_box, face_detail, segment_detection
 from opsis.ops.text import text_filters, text_in_image
 from opsis.store.base import JobResult
 from opsis.vision import segments
@@ -233,7 +233,7 @@ def detect_segments(ctx: Context, video: Video, params: Mapping[str, Any], progr
     kept += keep_confident(found.technical_cues, cue_filter.get("MinSegmentConfidence", MIN_SEGMENT_CONFIDENCE))
     kept.sort(key=lambda segment: (segment.start_frame, segment.type))
     analysis = Analysis(
-        [JobResult(segment.start_millis, "", segment.as_response()) for segment in kept],
+        [JobResult(segment.start_millis, "", segment_detection(segment)) for segment in kept],
         {"SelectedSegmentTypes": [{"Type": kind, "ModelVersion": segments.MODEL_VERSION} for kind in types]},
     )
     analysis.extras["AudioMetadata"] = audio_metadata(video.path)

@@ -25,6 +25,7 @@ from opsis.jobs.analyses import Analysis, Progress, Video
 from opsis.jobs.notify import notify
 from opsis.ops.audit import AUDITED, record_video_search
 from opsis.ops.context import Context
+from opsis.ops.shapes import video_metadata
 from opsis.store.base import Job
 from opsis.vision.video import VideoError, probe
 
@@ -92,7 +93,7 @@ def run_job(ctx: Context, job: Job, worker: str, on_progress: Callable[[float], 
     try:
         with heartbeat, video_file(ctx, job) as path:
             video = Video(path, probe(path))
-            metadata = video.metadata.as_response()
+            metadata = video_metadata(video.metadata)
             _check_duration(ctx, video)
             analysis = ANALYSES[job.operation](ctx, video, job.params, progress)
         ended = ctx.jobs.finish_job(job.job_id, worker, metadata, analysis.extras, analysis.results)

@@ -11,7 +11,9 @@ from numpy.typing import NDArray
 from opsis.service_model import shape_enum, shape_members
 from opsis.store.base import Face
 from opsis.vision.runners.emotion import EMOTION_TYPES
+from opsis.vision.segments import Segment, SegmentType
 from opsis.vision.types import Detections
+from opsis.vision.video import VideoMetadata
 
 if TYPE_CHECKING:
     from mypy_boto3_rekognition.type_defs import (
@@ -190,3 +192,39 @@ def text_detection(
     if parent_id is not None:
         detection["ParentId"] = parent_id
     return detection
+
+
+def video_metadata(metadata: VideoMetadata) -> dict[str, object]:
+    """Rekognition's `VideoMetadata` of a stored video."""
+    return {
+        "Codec": metadata.codec,
+        "DurationMillis": metadata.duration_millis,
+        "Format": metadata.format,
+        "FrameRate": metadata.frame_rate,
+        "FrameHeight": metadata.frame_height,
+        "FrameWidth": metadata.frame_width,
+        "ColorRange": metadata.color_range,
+    }
+
+
+def segment_detection(segment: Segment) -> dict[str, object]:
+    """A shot or technical cue as Rekognition's `SegmentDetection`."""
+    response: dict[str, object] = {
+        "Type": segment.type.value,
+        "StartTimestampMillis": segment.start_millis,
+        "EndTimestampMillis": segment.end_millis,
+        "DurationMillis": segment.duration_millis,
+        "StartTimecodeSMPTE": segment.start_timecode,
+        "EndTimecodeSMPTE": segment.end_timecode,
+        "DurationSMPTE": segment.duration_timecode,
+        "StartFrameNumber": segment.start_frame,
+        "EndFrameNumber": segment.end_frame,
+        "DurationFrames": segment.duration_frames,
+    }
+    confidence = round(segment.confidence, 3)
+    if segment.type is SegmentType.SHOT:
+        response["ShotSegment"] = {"Index": segment.shot_index, "Confidence": confidence}
+    else:
+        cue = segment.cue_type.value if segment.cue_type else None
+        response["TechnicalCueSegment"] = {"Type": cue, "Confidence": confidence}
+    return response

@@ -131,28 +131,6 @@ class Segment:
     def duration_millis(self) -> int:
         return self.end_millis - self.start_millis
 
-    def as_response(self) -> dict[str, object]:
-        """The segment as Rekognition's `SegmentDetection` shape."""
-        response: dict[str, object] = {
-            "Type": self.type.value,
-            "StartTimestampMillis": self.start_millis,
-            "EndTimestampMillis": self.end_millis,
-            "DurationMillis": self.duration_millis,
-            "StartTimecodeSMPTE": self.start_timecode,
-            "EndTimecodeSMPTE": self.end_timecode,
-            "DurationSMPTE": self.duration_timecode,
-            "StartFrameNumber": self.start_frame,
-            "EndFrameNumber": self.end_frame,
-            "DurationFrames": self.duration_frames,
-        }
-        confidence = round(self.confidence, 3)
-        if self.type is SegmentType.SHOT:
-            response["ShotSegment"] = {"Index": self.shot_index, "Confidence": confidence}
-        else:
-            cue = self.cue_type.value if self.cue_type else None
-            response["TechnicalCueSegment"] = {"Type": cue, "Confidence": confidence}
-        return response
-
 
 @dataclass(frozen=True)
 class SegmentResult:

@@ -29,7 +29,7 @@ class VideoError(Exception):
 
 @dataclass(frozen=True)
 class VideoMetadata:
-    """Rekognition's `VideoMetadata`, plus the frame count the sampler works from."""
+    """What a stored video is: its stream's codec, size, rate and duration (`ops.shapes.video_metadata` renders it)."""
 
     codec: str
     format: str
@@ -39,17 +39,6 @@ class VideoMetadata:
     frame_height: int
     color_range: str  # FULL or LIMITED
     frame_count: int  # as the container declares it, else estimated from duration x rate
-
-    def as_response(self) -> dict[str, object]:
-        return {
-            "Codec": self.codec,
-            "DurationMillis": self.duration_millis,
-            "Format": self.format,
-            "FrameRate": self.frame_rate,
-            "FrameHeight": self.frame_height,
-            "FrameWidth": self.frame_width,
-            "ColorRange": self.color_range,
-        }
 
 
 @dataclass(frozen=True)
