@@ -29,7 +29,7 @@ from rich.text import Text
 from opsis import Opsis
 from opsis.config import Settings
 from opsis.errors import OpsisError, UnknownOperationException
-from opsis.store.sealing import VectorSealError
+from opsis.store.sealing import SealError
 
 Response = dict[str, Any]
 Render = Callable[[Response], RenderableType]
@@ -89,7 +89,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     try:
         # Open the store now, so a missing or wrong OPSIS_VECTOR_KEY stops the start, not a request.
         ctx.store.list_collections(None, 1)
-    except VectorSealError as error:
+    except SealError as error:
         raise click.ClickException(str(error)) from None
     click.echo(
         f"Opsis serving Rekognition on {scheme}://{settings.host}:{settings.port} "
@@ -133,7 +133,7 @@ def _session(data_dir: Path | None = None) -> Iterator[Opsis]:
     except OpsisError as error:
         click.echo(f"Error ({error.code}): {error.message}", err=True)
         sys.exit(1)
-    except VectorSealError as error:
+    except SealError as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(1)
 
@@ -673,9 +673,9 @@ def create_key(
     as_json: bool,
 ) -> None:
     """Create an access key; its secret is printed this once and cannot be shown again."""
-    from opsis.api.keys import KeyStore
     from opsis.api.policy import PolicyError, parse_policy, policy_from_document
     from opsis.service_model import service_model
+    from opsis.store.keys import KeyStore
 
     if policy_source is not None and (actions or collections):
         raise click.UsageError("give either --policy or --allow/--collection, not both")
@@ -706,7 +706,7 @@ def create_key(
         raise click.BadParameter(str(error), param_hint="--policy" if policy_source else "--allow") from None
     store = KeyStore(settings.keys_db, settings.master_key_file, settings.master_key)
     try:
-        access_key_id, secret = store.create(policy, name)
+        access_key_id, secret = store.create(policy.to_json(), name)
     finally:
         store.close()
     if as_json:
@@ -733,7 +733,8 @@ def _read_policy_file(source: str) -> str:
 @json_option
 def list_keys(data_dir: Path | None, as_json: bool) -> None:
     """List the keys made with `opsis keys create`, revoked ones too (never their secrets)."""
-    from opsis.api.keys import KeyStore
+    from opsis.api.policy import stored_policy
+    from opsis.store.keys import KeyStore
 
     settings = Settings.load(data_dir=data_dir)
     store = KeyStore(settings.keys_db, settings.master_key_file, settings.master_key)
@@ -744,8 +745,8 @@ def list_keys(data_dir: Path | None, as_json: bool) -> None:
                 "Name": key.name,
                 "Created": key.created_at,
                 "Revoked": key.revoked_at,
-                "Policy": key.policy.document(),
-                "PolicySummary": key.policy.summary(),
+                "Policy": stored_policy(key.policy_document).document(),
+                "PolicySummary": stored_policy(key.policy_document).summary(),
             }
             for key in store.all()
         ]
@@ -755,10 +756,10 @@ def list_keys(data_dir: Path | None, as_json: bool) -> None:
 
 
 @keys.command("vector-key")
-def new_vector_key() -> None:
+def print_vector_key() -> None:
     """Print a new random key for OPSIS_VECTOR_KEY (encryption of stored face vectors). Opsis never
     stores it: keep it safe, without it the collections cannot be opened."""
-    from opsis.store.sealing import new_vector_key as make_key
+    from opsis.store.sealing import new_key as make_key
 
     click.echo(make_key())
 
@@ -768,7 +769,7 @@ def new_vector_key() -> None:
 @data_dir_option
 def revoke_key(access_key_id: str, data_dir: Path | None) -> None:
     """Revoke ACCESS_KEY_ID for good: a running server refuses it from the next request on."""
-    from opsis.api.keys import KeyStore
+    from opsis.store.keys import KeyStore
 
     settings = Settings.load(data_dir=data_dir)
     store = KeyStore(settings.keys_db, settings.master_key_file, settings.master_key)

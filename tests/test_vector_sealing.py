@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from opsis import Opsis, Settings
 from opsis.store.base import NewFace
-from opsis.store.sealing import VectorSeal, VectorSealError, new_vector_key
+from opsis.store.sealing import Seal, SealError, new_key
 from opsis.store.sqlite import SQLiteFaceStore
 
 DIMENSION = 128
@@ -26,8 +26,8 @@ def files_holding(root: Path, needle: bytes) -> list[Path]:
     return [path for path in root.rglob("*") if path.is_file() and needle in path.read_bytes()]
 
 
-def seal() -> VectorSeal:
-    return VectorSeal.from_setting(new_vector_key())
+def seal() -> Seal:
+    return Seal.from_setting(new_key())
 
 
 def test_sealed_vectors_are_in_no_file_and_still_searchable(tmp_path: Path) -> None:
@@ -44,9 +44,9 @@ def test_sealed_vectors_are_in_no_file_and_still_searchable(tmp_path: Path) -> N
     again = SQLiteFaceStore(tmp_path / "faces.db", hnsw_threshold=100, seal=key)
     assert again.search("people", data[299], 1, 100.0)[0].face.face_id == faces[299].face_id
     again.close()
-    with pytest.raises(VectorSealError, match="set OPSIS_VECTOR_KEY"):
+    with pytest.raises(SealError, match="set OPSIS_VECTOR_KEY"):
         SQLiteFaceStore(tmp_path / "faces.db")
-    with pytest.raises(VectorSealError, match="not the key"):
+    with pytest.raises(SealError, match="not the key"):
         SQLiteFaceStore(tmp_path / "faces.db", seal=seal())
 
 
@@ -65,7 +65,7 @@ def test_turning_sealing_on_seals_what_was_stored(tmp_path: Path) -> None:
 
 
 def test_the_setting_seals_a_collection_used_through_the_api(tmp_path: Path, data_root: Path) -> None:
-    settings = Settings.load(data_dir=tmp_path, vector_key=new_vector_key())
+    settings = Settings.load(data_dir=tmp_path, vector_key=new_key())
     with Opsis(settings) as opsis:
         opsis.call("CreateCollection", {"CollectionId": "c"})
         photo = {"Bytes": (data_root / PEOPLE / "obama/obama.jpg").read_bytes()}

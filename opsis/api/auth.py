@@ -17,8 +17,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from opsis.api.keys import KeyStore, new_key_pair
-from opsis.api.policy import ADMINISTRATOR, Policy
+from opsis.api.policy import ADMINISTRATOR, Policy, stored_policy
 from opsis.config import Settings
 from opsis.errors import (
     IncompleteSignatureException,
@@ -26,6 +25,7 @@ from opsis.errors import (
     MissingAuthenticationTokenException,
     UnrecognizedClientException,
 )
+from opsis.store.keys import KeyStore, new_key_pair
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class KeyRing:
         if access_key_id in self._keys:
             return self._keys[access_key_id], ADMINISTRATOR
         key = self._store.active(access_key_id) if self._store else None
-        return (key.secret, key.policy) if key else None
+        return (key.secret, stored_policy(key.policy_document)) if key else None
 
     def secret_for(self, access_key_id: str) -> str | None:
         found = self.lookup(access_key_id)

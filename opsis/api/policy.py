@@ -18,6 +18,7 @@ Resource matches "*" covers, as in IAM for actions without resource-level permis
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -103,6 +104,12 @@ def parse_policy(text: str, known_actions: Iterable[str] = ()) -> Policy:
     except json.JSONDecodeError as error:
         raise PolicyError(f"the policy is not valid JSON: {error}") from None
     return policy_from_document(document, known_actions)
+
+
+@functools.cache
+def stored_policy(text: str) -> Policy:
+    """A stored key's policy (JSON written by `Policy.to_json`), parsed once per process."""
+    return policy_from_document(json.loads(text))
 
 
 def policy_from_document(document: object, known_actions: Iterable[str] = ()) -> Policy:

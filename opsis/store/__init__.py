@@ -11,11 +11,11 @@ def open_face_store(settings: Settings) -> FaceStore:
     SQLite store under the data directory."""
     if settings.store:
         return _open_server_store(settings)
-    from opsis.store.sealing import VectorSeal
+    from opsis.store.sealing import Seal
     from opsis.store.sqlite import SQLiteFaceStore
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    seal = VectorSeal.from_setting(settings.vector_key) if settings.vector_key else None
+    seal = Seal.from_setting(settings.vector_key) if settings.vector_key else None
     store: FaceStore = SQLiteFaceStore(
         settings.data_dir / "faces.db", hnsw_threshold=settings.hnsw_threshold, seal=seal
     )

@@ -1,9 +1,10 @@
-"""Encryption at rest of face vectors, with a key the operator holds (`OPSIS_VECTOR_KEY`).
+"""Encryption at rest: AES-256-GCM sealing of what the stores keep secret.
 
-Each vector is sealed with AES-256-GCM under a fresh 96-bit nonce (stored before the ciphertext),
-so the database file holds no vector in the clear and a vector changed on disk fails to open. The
-key is never stored: without it the collections cannot be searched, and with a wrong one the store
-refuses to open (a sealed check value tells).
+Face vectors are sealed with a key the operator holds (`OPSIS_VECTOR_KEY`, never stored): without it
+the collections cannot be searched, and with a wrong one the store refuses to open (a sealed check
+value tells). Access-key secrets are sealed under the master key (`opsis.store.keys`). Each value is
+sealed under a fresh 96-bit nonce (stored before the ciphertext), optionally bound to associated
+data (the access key id), so a value changed or moved on disk fails to open.
 """
 
 from __future__ import annotations
@@ -20,35 +21,35 @@ KEY_BYTES = 32
 CHECK_PLAINTEXT = b"opsis vector key check"
 
 
-class VectorSealError(RuntimeError):
-    """The vector key is missing, malformed, or not the one the vectors were sealed with."""
+class SealError(RuntimeError):
+    """A key is missing, malformed, or not the one the values were sealed with."""
 
 
-class VectorSeal:
+class Seal:
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_BYTES:
-            raise VectorSealError(f"The vector key must be {KEY_BYTES} bytes, not {len(key)}")
+            raise SealError(f"A key must be {KEY_BYTES} bytes, not {len(key)}")
         self._aead = AESGCM(key)
 
     @classmethod
-    def from_setting(cls, value: str) -> VectorSeal:
-        """From OPSIS_VECTOR_KEY: base64url of 32 random bytes (`opsis keys vector-key` makes one)."""
+    def from_setting(cls, value: str, setting: str = "OPSIS_VECTOR_KEY") -> Seal:
+        """From a setting holding base64url of 32 random bytes (`opsis keys vector-key` makes one)."""
         try:
             return cls(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-        except (binascii.Error, ValueError) as error:
-            raise VectorSealError("OPSIS_VECTOR_KEY must be base64url of 32 bytes") from error
+        except (binascii.Error, ValueError, SealError) as error:
+            raise SealError(f"{setting} must be base64url of 32 bytes") from error
 
-    def seal(self, plain: bytes) -> bytes:
+    def seal(self, plain: bytes, associated: bytes = b"") -> bytes:
         nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, plain, None)
+        return nonce + self._aead.encrypt(nonce, plain, associated)
 
-    def open(self, sealed: bytes) -> bytes:
+    def open(self, sealed: bytes, associated: bytes = b"") -> bytes:
         try:
-            return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], None)
+            return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], associated)
         except InvalidTag:
-            raise VectorSealError("A stored vector does not open with this vector key") from None
+            raise SealError("A stored value does not open with this key") from None
 
 
-def new_vector_key() -> str:
-    """A fresh key, in OPSIS_VECTOR_KEY's form."""
+def new_key() -> str:
+    """A fresh key, in OPSIS_VECTOR_KEY's (and OPSIS_MASTER_KEY's) form."""
     return base64.urlsafe_b64encode(os.urandom(KEY_BYTES)).decode().rstrip("=")

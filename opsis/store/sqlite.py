@@ -42,7 +42,7 @@ from opsis.errors import (
 )
 from opsis.store import sqlite_db
 from opsis.store.base import Celebrity, Collection, Face, Neighbour, NewFace, User
-from opsis.store.sealing import CHECK_PLAINTEXT, VectorSeal, VectorSealError
+from opsis.store.sealing import CHECK_PLAINTEXT, Seal, SealError
 from opsis.store.vectors import BACKGROUND_MIN, HnswIndex, HnswParams, Ids, TieredIndex
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class SQLiteFaceStore:
         hnsw_threshold: int = 100_000,
         hnsw_params: HnswParams | None = None,
         background_min: int = BACKGROUND_MIN,
-        seal: VectorSeal | None = None,
+        seal: Seal | None = None,
     ) -> None:
         self.path = path
         # With a seal, vectors are encrypted in the database and HNSW graphs (which would hold
@@ -176,11 +176,11 @@ class SQLiteFaceStore:
             row = db.execute("SELECT value FROM store_settings WHERE name = 'vector_key_check'").fetchone()
             if row is not None:
                 if self.seal is None:
-                    raise VectorSealError(f"{self.path} holds encrypted vectors: set OPSIS_VECTOR_KEY to open it")
+                    raise SealError(f"{self.path} holds encrypted vectors: set OPSIS_VECTOR_KEY to open it")
                 try:
                     self.seal.open(row["value"])
-                except VectorSealError:
-                    raise VectorSealError(
+                except SealError:
+                    raise SealError(
                         "OPSIS_VECTOR_KEY is not the key this store's vectors were sealed with"
                     ) from None
             elif self.seal is not None:

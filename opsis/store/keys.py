@@ -1,17 +1,14 @@
-"""Access keys created with `opsis keys create`: <data_dir>/keys.db, secrets encrypted at rest.
+"""Access keys created with `opsis keys create`: <data_dir>/keys.db (0600), secrets sealed at rest.
 
-SigV4 verification needs each plain secret (it recomputes the HMAC), so secrets cannot be stored
-as hashes: each is sealed with AES-256-GCM under a master key, bound to its access key id, and
-opened only in memory. The master key comes from OPSIS_MASTER_KEY (base64url of 32 bytes) or
-<data_dir>/master.key, created 0600 on first use; keep it out of backups of keys.db, or both leak
-together. The server reads the table on every request it verifies (one indexed row), so keys
-created or revoked while it runs count at once.
+SigV4 verification needs each plain secret, so secrets cannot be hashed: each is sealed with
+AES-256-GCM (`opsis.store.sealing`) under the master key, bound to its access key id, and opened
+once per process. The master key is OPSIS_MASTER_KEY, else <data_dir>/master.key (created 0600 with
+32 random bytes). A key's policy is kept as its IAM document (JSON text); `opsis.api.policy` reads it.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import os
 import secrets
 import sqlite3
@@ -21,22 +18,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from opsis.store import sqlite_db
+from opsis.store.sealing import KEY_BYTES, Seal, SealError
 
-from opsis.api.policy import Policy, policy_from_document
-
-KEY_ID_ALPHABET = string.ascii_uppercase + "234567"
-NONCE_BYTES = 12
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS access_keys (
-    access_key_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL DEFAULT '',
-    sealed_secret BLOB NOT NULL,  -- nonce || AES-GCM(secret), the access key id as associated data
-    policy TEXT NOT NULL,         -- IAM policy document (JSON)
-    created_at TEXT NOT NULL,
-    revoked_at TEXT
+MIGRATIONS = (
+    """
+    CREATE TABLE access_keys (
+        access_key_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        sealed_secret BLOB NOT NULL,  -- nonce || AES-GCM(secret), the access key id as associated data
+        policy TEXT NOT NULL,         -- IAM policy document (JSON)
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    )
+    """,
 )
-"""
+KEY_ID_ALPHABET = string.ascii_uppercase + "234567"
 
 
 def new_key_pair() -> tuple[str, str]:
@@ -51,7 +48,7 @@ class AccessKey:
 
     access_key_id: str
     name: str
-    policy: Policy
+    policy_document: str  # IAM policy JSON
     created_at: datetime
     revoked_at: datetime | None
 
@@ -59,7 +56,7 @@ class AccessKey:
 @dataclass(frozen=True)
 class ActiveKey:
     secret: str
-    policy: Policy
+    policy_document: str  # IAM policy JSON
 
 
 class KeyStore:
@@ -69,16 +66,16 @@ class KeyStore:
         self.path = path
         self._master_key_file = master_key_file
         self._configured_master_key = master_key
-        self._cipher: AESGCM | None = None
+        self._seal: Seal | None = None
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()
-        # (id, sealed secret, policy) -> opened key, so a request costs one SELECT, not a decryption.
+        # id -> (sealed secret, policy, opened key), so a request costs one SELECT, not a decryption.
         self._opened: dict[str, tuple[bytes, str, ActiveKey]] = {}
 
-    def create(self, policy: Policy, name: str = "") -> tuple[str, str]:
-        """Store a new key with `policy`; returns (access key id, secret), the only time the secret is given."""
+    def create(self, policy_document: str, name: str = "") -> tuple[str, str]:
+        """Store a new key with this policy; returns (access key id, secret), the only time the secret is given."""
         access_key_id, secret = new_key_pair()
-        sealed = self._seal(access_key_id, secret)
+        sealed = self._sealer().seal(secret.encode(), access_key_id.encode())
         with self._lock:
             connection = self._connect(create=True)
             assert connection is not None
@@ -86,7 +83,7 @@ class KeyStore:
                 connection.execute(
                     "INSERT INTO access_keys (access_key_id, name, sealed_secret, policy, created_at) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    (access_key_id, name, sealed, policy.to_json(), datetime.now(UTC).isoformat()),
+                    (access_key_id, name, sealed, policy_document, datetime.now(UTC).isoformat()),
                 )
         return access_key_id, secret
 
@@ -119,7 +116,7 @@ class KeyStore:
             AccessKey(
                 access_key_id=row[0],
                 name=row[1],
-                policy=policy_from_document(_json(row[2])),
+                policy_document=row[2],
                 created_at=datetime.fromisoformat(row[3]),
                 revoked_at=datetime.fromisoformat(row[4]) if row[4] else None,
             )
@@ -143,7 +140,7 @@ class KeyStore:
             cached = self._opened.get(access_key_id)
             if cached is not None and cached[0] == sealed and cached[1] == policy_text:
                 return cached[2]
-        key = ActiveKey(self._open(access_key_id, sealed), policy_from_document(_json(policy_text)))
+        key = ActiveKey(self._sealer().open(sealed, access_key_id.encode()).decode(), policy_text)
         with self._lock:
             self._opened[access_key_id] = (sealed, policy_text, key)
         return key
@@ -167,34 +164,26 @@ class KeyStore:
             if not create and not self.path.exists():
                 return None
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
-            os.chmod(self.path, 0o600)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(SCHEMA)
+            self.path.touch(mode=0o600)
+            self.path.chmod(0o600)
+            connection = sqlite_db.connect(self.path)
+            sqlite_db.migrate(connection, MIGRATIONS, self.path)
             self._connection = connection
         return self._connection
 
-    def _seal(self, access_key_id: str, secret: str) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead().encrypt(nonce, secret.encode(), access_key_id.encode())
-
-    def _open(self, access_key_id: str, sealed: bytes) -> str:
-        nonce, ciphertext = sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]
-        return self._aead().decrypt(nonce, ciphertext, access_key_id.encode()).decode()
-
-    def _aead(self) -> AESGCM:
-        if self._cipher is None:
-            self._cipher = AESGCM(_master_key(self._master_key_file, self._configured_master_key))
-        return self._cipher
+    def _sealer(self) -> Seal:
+        if self._seal is None:
+            self._seal = Seal(_master_key(self._master_key_file, self._configured_master_key))
+        return self._seal
 
 
 def _master_key(path: Path, configured: str | None) -> bytes:
     """The configured master key, else <data_dir>/master.key (created 0600 with 32 random bytes)."""
     if configured:
-        key = base64.urlsafe_b64decode(configured.encode() + b"=" * (-len(configured) % 4))
-        if len(key) != 32:
-            raise ValueError("OPSIS_MASTER_KEY must be the base64url encoding of 32 bytes")
-        return key
+        try:
+            return base64.urlsafe_b64decode(configured.encode() + b"=" * (-len(configured) % 4))
+        except ValueError as error:
+            raise SealError("OPSIS_MASTER_KEY must be the base64url encoding of 32 bytes") from error
     if not path.exists():
         # Written whole under a temporary name, then linked into place: a process starting at the
         # same time reads either no file or the complete key, and the first link wins.
@@ -202,18 +191,11 @@ def _master_key(path: Path, configured: str | None) -> bytes:
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "wb") as file:
-            file.write(AESGCM.generate_key(bit_length=256))
+            file.write(secrets.token_bytes(KEY_BYTES))
         try:
             os.link(temporary, path)
         except FileExistsError:
             pass
         finally:
             temporary.unlink()
-    key = path.read_bytes()
-    if len(key) != 32:
-        raise ValueError(f"{path} does not hold a 32-byte master key")
-    return key
-
-
-def _json(text: str) -> object:
-    return json.loads(text)
+    return path.read_bytes()
