@@ -87,10 +87,11 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     ctx = Context.create(settings)
     ctx.warm_up()
     try:
-        # Open the store now, so a missing or wrong OPSIS_VECTOR_KEY stops the start, not a request.
+        # Open the store now, so a bad OPSIS_STORE, an unreachable database or a missing or wrong
+        # OPSIS_VECTOR_KEY stops the start with its reason, not the first request with a 500.
         ctx.store.list_collections(None, 1)
-    except SealError as error:
-        raise click.ClickException(str(error)) from None
+    except Exception as error:
+        raise click.ClickException(f"The face store could not be opened: {error}") from None
     click.echo(
         f"Opsis serving Rekognition on {scheme}://{settings.host}:{settings.port} "
         f"({len(keys)} access key(s); credentials file {settings.credentials_file.resolve()}, profile {PROFILE!r})",

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from opsis.errors import InvalidParameterException
 from opsis.ops.celebrities import celebrities_in_image
 from opsis.ops.collection_faces import DEFAULT_MATCH_THRESHOLD, collection_for_embedder, face_matches
 from opsis.ops.context import Context
@@ -218,14 +217,12 @@ def detect_segments(ctx: Context, video: Video, params: Mapping[str, Any], progr
     filters = params.get("Filters") or {}
     cue_filter, shot_filter = filters.get("TechnicalCueFilter") or {}, filters.get("ShotFilter") or {}
     black = cue_filter.get("BlackFrame") or {}
-    try:
-        black_frame = BlackFrameFilter(
-            black.get("MaxPixelThreshold", DEFAULT_BLACK.max_pixel_threshold),
-            black.get("MinCoveragePercentage", DEFAULT_BLACK.min_coverage_percentage),
-        )
-    except ValueError as error:
-        raise InvalidParameterException(str(error)) from error
-    types = [SegmentType(name) for name in params["SegmentTypes"]]
+    # The model's ranges (0-1, 0-100) were checked when the job was started.
+    black_frame = BlackFrameFilter(
+        black.get("MaxPixelThreshold", DEFAULT_BLACK.max_pixel_threshold),
+        black.get("MinCoveragePercentage", DEFAULT_BLACK.min_coverage_percentage),
+    )
+    types = [SegmentType(name) for name in dict.fromkeys(params["SegmentTypes"])]
     found = segments.detect_segments(
         video.path, types=types, black_frame=black_frame, progress=lambda done, total: progress(done / max(total, 1))
     )
