@@ -82,13 +82,12 @@ def detect_labels(ctx: Context, video: Video, params: Mapping[str, Any], progres
         "Settings": params.get("Settings") or {},
         "Features": [GENERAL_LABELS],
     }
-    analysis = Analysis()
-    for frame in frames(ctx, video, progress):
-        response = labels_in_image(ctx, frame.image, request)
-        analysis.extras["LabelModelVersion"] = response["LabelModelVersion"]
-        for label in response["Labels"]:
-            body = {"Timestamp": frame.timestamp_millis, "Label": label}
-            analysis.results.append(JobResult(frame.timestamp_millis, label["Name"], body))
+    analysis = _each_frame(
+        frames(ctx, video, progress),
+        lambda image: labels_in_image(ctx, image, request),
+        ("Labels", "Label", "LabelModelVersion"),
+        sort_key=lambda label: label["Name"],
+    )
     analysis.results += segments_of(analysis.results, "Label", _step(ctx), without=("Instances",))
     return analysis
 
@@ -96,27 +95,42 @@ def detect_labels(ctx: Context, video: Video, params: Mapping[str, Any], progres
 def detect_text(ctx: Context, video: Video, params: Mapping[str, Any], progress: Progress) -> Analysis:
     """StartTextDetection: LINE and WORD detections per sampled frame (sampled less often: OCR is slow)."""
     filters = text_filters(params.get("Filters") or {})
-    analysis = Analysis()
-    for frame in frames(ctx, video, progress, ctx.settings.video_text_frames_per_second):
-        response = text_in_image(ctx, frame.image, filters)
-        analysis.extras["TextModelVersion"] = response["TextModelVersion"]
-        for detection in response["TextDetections"]:
-            body = {"Timestamp": frame.timestamp_millis, "TextDetection": detection}
-            analysis.results.append(JobResult(frame.timestamp_millis, "", body))
-    return analysis
+    return _each_frame(
+        frames(ctx, video, progress, ctx.settings.video_text_frames_per_second),
+        lambda image: text_in_image(ctx, image, filters),
+        ("TextDetections", "TextDetection", "TextModelVersion"),
+    )
 
 
 def moderate(ctx: Context, video: Video, params: Mapping[str, Any], progress: Progress) -> Analysis:
     """StartContentModeration: moderation labels per sampled frame and as time segments."""
     request = {"MinConfidence": params.get("MinConfidence", DEFAULT_MODERATION_MIN_CONFIDENCE)}
-    analysis = Analysis()
-    for frame in frames(ctx, video, progress):
-        response = moderation_in_image(ctx, frame.image, request)
-        analysis.extras["ModerationModelVersion"] = response["ModerationModelVersion"]
-        for label in response["ModerationLabels"]:
-            body = {"Timestamp": frame.timestamp_millis, "ModerationLabel": label}
-            analysis.results.append(JobResult(frame.timestamp_millis, label["Name"], body))
+    analysis = _each_frame(
+        frames(ctx, video, progress),
+        lambda image: moderation_in_image(ctx, image, request),
+        ("ModerationLabels", "ModerationLabel", "ModerationModelVersion"),
+        sort_key=lambda label: label["Name"],
+    )
     analysis.results += segments_of(analysis.results, "ModerationLabel", _step(ctx))
+    return analysis
+
+
+def _each_frame(
+    sampled: Iterator[VideoFrame],
+    analyse: Callable[[DecodedImage], Mapping[str, Any]],
+    members: tuple[str, str, str],
+    sort_key: Callable[[Mapping[str, Any]], str] = lambda _: "",
+) -> Analysis:
+    """An image operation's list (`members`: the response's list, each result's member, the
+    response's model version) over every sampled frame, one result per item with its timestamp."""
+    listed, member, version = members
+    analysis = Analysis()
+    for frame in sampled:
+        response = analyse(frame.image)
+        analysis.extras[version] = response[version]
+        for item in response[listed]:
+            body = {"Timestamp": frame.timestamp_millis, member: item}
+            analysis.results.append(JobResult(frame.timestamp_millis, sort_key(item), body))
     return analysis
 
 
