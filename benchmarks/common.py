@@ -28,10 +28,14 @@ from opsis.config import Settings
 SHARED_DATA = Path(os.environ.get("OPSIS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
-def argument_parser(doc: str | None) -> argparse.ArgumentParser:
-    """A benchmark's command line, described by its docstring, with --data."""
+def argument_parser(doc: str | None, latency: bool = False) -> argparse.ArgumentParser:
+    """A benchmark's command line, described by its docstring, with --data (and, for latency
+    benchmarks, --runs and --threads)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
     parser.add_argument("--data", type=Path, default=SHARED_DATA, help="the shared evaluation data")
+    if latency:
+        parser.add_argument("--runs", type=int, default=20, help="timed runs per latency row")
+        parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads per request")
     return parser
 
 

@@ -14,7 +14,6 @@ Measures, and prints as tables:
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from functools import partial
@@ -144,15 +143,8 @@ def speed_table(rekognition: Any, data: Path, runs: int) -> Table:
     return table
 
 
-def parse() -> argparse.Namespace:
-    parser = argument_parser(__doc__)
-    parser.add_argument("--runs", type=int, default=20, help="timed runs per latency row")
-    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads per request")
-    return parser.parse_args()
-
-
 def main() -> None:
-    args = parse()
+    args = argument_parser(__doc__, latency=True).parse_args()
     data: Path = args.data
     began, load_before = time.perf_counter(), uptime()
     settings = Settings.load(model_threads=args.threads, inference_workers=1)
