@@ -14,6 +14,7 @@ show is a false match. One run at FaceMatchThreshold 80, read at higher threshol
 from __future__ import annotations
 
 import csv
+import functools
 import shutil
 import tempfile
 import time
@@ -167,13 +168,18 @@ def image_latency_beside_video(data: Path) -> None:
     print(f"| video worker tracking people (nice 10) | {percentiles(busy)} |")
 
 
-def shown_at(timestamp: int) -> set[str]:
-    """Who the labelled shot at `timestamp` shows."""
+@functools.cache
+def labelled_shots() -> list[tuple[int, int, frozenset[str]]]:
     with SHOTS.open() as file:
-        for row in csv.DictReader(file):
-            if int(row["start_ms"]) <= timestamp < int(row["end_ms"]):
-                return {who for who in row["identities"].split(";") if who}
-    return set()
+        return [
+            (int(row["start_ms"]), int(row["end_ms"]), frozenset(who for who in row["identities"].split(";") if who))
+            for row in csv.DictReader(file)
+        ]
+
+
+def shown_at(timestamp: int) -> frozenset[str]:
+    """Who the labelled shot at `timestamp` shows."""
+    return next((who for start, end, who in labelled_shots() if start <= timestamp < end), frozenset())
 
 
 if __name__ == "__main__":
