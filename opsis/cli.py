@@ -676,7 +676,7 @@ def create_key(
     """Create an access key; its secret is printed this once and cannot be shown again."""
     from opsis.api.policy import PolicyError, parse_policy, policy_from_document
     from opsis.service_model import service_model
-    from opsis.store.keys import KeyStore
+    from opsis.store import open_key_store
 
     if policy_source is not None and (actions or collections):
         raise click.UsageError("give either --policy or --allow/--collection, not both")
@@ -705,7 +705,7 @@ def create_key(
             policy = policy_from_document(document, known)
     except PolicyError as error:
         raise click.BadParameter(str(error), param_hint="--policy" if policy_source else "--allow") from None
-    store = KeyStore(settings.keys_db, settings.master_key_file, settings.master_key)
+    store = open_key_store(settings)
     try:
         access_key_id, secret = store.create(policy.to_json(), name)
     finally:
@@ -735,10 +735,10 @@ def _read_policy_file(source: str) -> str:
 def list_keys(data_dir: Path | None, as_json: bool) -> None:
     """List the keys made with `opsis keys create`, revoked ones too (never their secrets)."""
     from opsis.api.policy import stored_policy
-    from opsis.store.keys import KeyStore
+    from opsis.store import open_key_store
 
     settings = Settings.load(data_dir=data_dir)
-    store = KeyStore(settings.keys_db, settings.master_key_file, settings.master_key)
+    store = open_key_store(settings)
     try:
         rows = [
             {
@@ -770,10 +770,10 @@ def print_vector_key() -> None:
 @data_dir_option
 def revoke_key(access_key_id: str, data_dir: Path | None) -> None:
     """Revoke ACCESS_KEY_ID for good: a running server refuses it from the next request on."""
-    from opsis.store.keys import KeyStore
+    from opsis.store import open_key_store
 
     settings = Settings.load(data_dir=data_dir)
-    store = KeyStore(settings.keys_db, settings.master_key_file, settings.master_key)
+    store = open_key_store(settings)
     try:
         revoked = store.revoke(access_key_id)
     finally:

@@ -25,6 +25,7 @@ from opsis.errors import (
     MissingAuthenticationTokenException,
     UnrecognizedClientException,
 )
+from opsis.store import open_key_store
 from opsis.store.keys import KeyStore, new_key_pair
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ def load_key_ring(settings: Settings) -> KeyRing:
     """The configured key, plus every profile in <data_dir>/credentials (both with full access), plus
     the keys of `opsis keys create`; creates the credentials file with a new key pair when no key is
     configured anywhere."""
-    store = KeyStore(settings.keys_db, settings.master_key_file, settings.master_key)
+    store = open_key_store(settings)
     keys = _read_credentials(settings.credentials_file)
     if settings.access_key_id and settings.secret_access_key:
         keys[settings.access_key_id] = settings.secret_access_key

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from opsis.config import Settings
 from opsis.store.base import AuditLog, FaceStore, JobStore
+
+if TYPE_CHECKING:
+    from opsis.store.keys import KeyStore
 
 
 def open_face_store(settings: Settings) -> FaceStore:
@@ -51,3 +56,10 @@ def open_audit_log(settings: Settings) -> AuditLog:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log: AuditLog = SQLiteAuditLog(settings.audit_db, retention_seconds=settings.audit_retention_days * 86400)
     return log
+
+
+def open_key_store(settings: Settings) -> KeyStore:
+    """The access keys of `opsis keys create` (<data_dir>/keys.db, created on the first key)."""
+    from opsis.store.keys import KeyStore
+
+    return KeyStore(settings.keys_db, settings.master_key_file, settings.master_key)
