@@ -82,10 +82,9 @@ class Opsis:
         """Start a stored-video job (e.g. "StartFaceDetection") on a local file or an s3://bucket/key
         object (local buckets or the configured S3 endpoint); returns its JobId."""
         from opsis.api.validate import validate_input
-        from opsis.ops.audit import audited
         from opsis.ops.caller import LOCAL, Caller, calling_as
         from opsis.ops.context import Context
-        from opsis.ops.thresholds import guarded
+        from opsis.ops.registry import governed
         from opsis.ops.video import start_job
         from opsis.service_model import operation_model
 
@@ -99,9 +98,9 @@ class Opsis:
         def start(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
             return start_job(ctx, operation, params, local_file)
 
-        # Through the threshold guard and the audit trail, as the registry's handlers are.
+        # Under the same rules (audit, threshold guard) as the registry's handlers.
         with calling_as(Caller(LOCAL)):
-            job = audited(operation, guarded(operation, start))(self.ctx, request)
+            job = governed(operation, start)(self.ctx, request)
         return str(job["JobId"])
 
     def wait_for_video_job(

@@ -61,12 +61,15 @@ _HANDLERS: dict[str, Handler] = {
     "UntagResource": collections.untag_resource,
 }
 
-# Biometric operations are recorded in the audit trail (`opsis.ops.audit`).
-# Identification thresholds are held to the server's floor (`opsis.ops.thresholds`), inside the
-# audit: a refused attempt is recorded too.
-HANDLERS: dict[str, Handler] = {
-    operation: audited(operation, guarded(operation, handler)) for operation, handler in _HANDLERS.items()
-}
+
+def governed(operation: str, handler: Handler) -> Handler:
+    """`handler` under the server's rules for `operation`: biometric operations are recorded in the
+    audit trail (`opsis.ops.audit`), and identification thresholds held to the server's floor
+    (`opsis.ops.thresholds`) inside the audit, so a refused attempt is recorded too."""
+    return audited(operation, guarded(operation, handler))
+
+
+HANDLERS: dict[str, Handler] = {operation: governed(operation, handler) for operation, handler in _HANDLERS.items()}
 
 
 def handler_for(operation: str) -> Handler:
